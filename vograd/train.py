@@ -1,0 +1,348 @@
+"""The outer training loop: estimate, update, log, checkpoint, resume."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import PRNGKeyArray
+from tqdm.auto import tqdm
+
+from vograd import checkpoint as ckpt
+from vograd.estimators.base import Estimator
+from vograd.outer import all_finite, global_norm
+from vograd.schedules import Schedule, bucket
+from vograd.system import Theta, UnrolledSystem
+
+
+class TrainResult(NamedTuple):
+    """What `train` returns.
+
+    - ``theta``, ``opt_state``, ``estimator_state``: after the last step;
+    - ``history``: the metric dicts of the steps run by this call (the JSON
+      log holds all steps, including those before a resume);
+    - ``step``: outer steps completed in total; ``num_skipped``: of those, how
+      many updates were skipped; ``resumed_from``: the step of the checkpoint
+      this call started from, or None for a fresh start.
+    """
+
+    theta: Theta
+    opt_state: Any
+    estimator_state: Any
+    history: list[dict]
+    step: int
+    num_skipped: int
+    resumed_from: int | None
+
+
+def _select(skip, old, new):
+    return jax.tree.map(
+        lambda a, b: jnp.where(skip, a, b) if eqx.is_array(a) else b, old, new
+    )
+
+
+@eqx.filter_jit
+def _outer_step(system, estimator, optimizer, theta, opt_state, est_state, key, length):
+    """Returns ``(theta, opt_state, est_state, diagnostics, flags)`` after one update.
+
+    The update is skipped (theta and optimizer state unchanged) when every
+    sample was dropped or the gradient or the update is non-finite. The
+    estimator state always advances: its particles did run the window.
+    """
+    if length is None:
+        grad, new_est_state, diag = estimator.estimate(system, theta, est_state, key)
+    else:
+        grad, new_est_state, diag = estimator.estimate(
+            system, theta, est_state, key, length=length
+        )
+    updates, new_opt_state = optimizer.update(grad, opt_state, theta)
+    flags = {
+        "all_dropped": jnp.asarray(diag.all_dropped),
+        "grad_finite": all_finite(grad),
+        "update_finite": all_finite(updates),
+        "grad_norm": global_norm(grad),
+        "update_norm": global_norm(updates),
+    }
+    skip = flags["all_dropped"] | ~flags["grad_finite"] | ~flags["update_finite"]
+    flags["skipped"] = skip
+    new_theta = eqx.apply_updates(theta, updates)
+    theta = _select(skip, theta, new_theta)
+    opt_state = _select(skip, opt_state, new_opt_state)
+    return theta, opt_state, new_est_state, diag, flags
+
+
+def _typed_key(key) -> PRNGKeyArray:
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"key must be a single PRNG key, got shape {key.shape}")
+        return key
+    return jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
+
+
+def _with_window(estimator: Estimator, window: int) -> Estimator:
+    """Returns a copy of ``estimator`` whose static ``window`` is ``window``."""
+    try:
+        return dataclasses.replace(estimator, window=window)
+    except TypeError:  # a custom __init__ that does not take every field
+        new = copy.copy(estimator)
+        object.__setattr__(new, "window", window)
+        return new
+
+
+def steps_left(system: UnrolledSystem, estimator_state: Any) -> int | None:
+    """Returns ``min over particles of (horizon - t)``, or None without particles.
+
+    A particle with ``t >= horizon`` starts a fresh episode on its next step,
+    so it has a whole ``horizon`` left.
+    """
+    particles = getattr(estimator_state, "particles", None)
+    if particles is None and isinstance(estimator_state, dict):
+        particles = estimator_state.get("particles")
+    t = getattr(particles, "t", None)
+    if t is None:
+        return None
+    horizon = int(system.horizon)
+    t = np.asarray(t)
+    return int(np.min(np.where(t >= horizon, horizon, horizon - t)))
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _truncate_log(path: Path, start: int) -> None:
+    """Keeps only the complete lines of steps before ``start`` (resume safety)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if isinstance(record, dict) and record.get("step", start) < start:
+            kept.append(line)
+    ckpt.atomic_write(path, "".join(s + "\n" for s in kept).encode())
+
+
+def _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every):
+    if not isinstance(system, UnrolledSystem):
+        raise TypeError(f"system must be a vograd.UnrolledSystem, got {type(system).__name__}")
+    if not isinstance(estimator, Estimator):
+        raise TypeError(f"estimator must be a vograd.Estimator, got {type(estimator).__name__}")
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}"
+        )
+    for name, value, low in (("num_steps", num_steps, 0), ("checkpoint_every", checkpoint_every, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if schedule is not None:
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a vograd Schedule, got {type(schedule).__name__}")
+        if getattr(estimator, "window", None) is None:
+            raise ValueError(
+                f"a truncation schedule needs a truncated estimator (with a `window`); "
+                f"{type(estimator).__name__} has none"
+            )
+
+
+def train(
+    system: UnrolledSystem,
+    estimator: Estimator,
+    optimizer: optax.GradientTransformation,
+    num_steps: int,
+    key: PRNGKeyArray,
+    *,
+    schedule: Schedule | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    keep_checkpoints: int | None = 2,
+    log: str | os.PathLike | Callable[[dict], Any] | None = None,
+    theta: Theta | None = None,
+    clip_to_episode: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Returns the state after ``num_steps`` outer updates of ``theta``.
+
+    Each step ``s`` draws ``k_s = fold_in(k_steps, s)`` from the base ``key``
+    (``k_init, k_steps = split(key)``; theta and the estimator state start from
+    ``split(k_init)``), picks a window ``w = schedule.window(s, k_sched,
+    steps_left)`` when a schedule is given, and runs one jitted function:
+    ``g = estimator.estimate(..., length=w)`` with the estimator's static
+    window set to ``bucket(w, chunk=estimator.chunk)`` (one compilation per
+    bucket), then ``optimizer.update`` and ``apply_updates``. A step whose
+    samples were all dropped or whose gradient/update is non-finite is
+    skipped: theta and the optimizer state stay unchanged, it is counted,
+    logged and warned about.
+
+    ``checkpoint_dir``: every ``checkpoint_every`` steps (and after the last)
+    an atomic checkpoint holds theta, the optimizer and estimator states, the
+    step and the key; the newest ``keep_checkpoints`` are kept. If the
+    directory already holds one, training resumes from it and reaches exactly
+    (bit for bit) the theta of an uninterrupted run with the same key.
+
+    ``log``: a path (JSON lines, one per step, appended; on resume the lines of
+    steps not covered by the checkpoint are dropped first) or a callable
+    receiving each step's metric dict. ``theta``: initial outer parameters
+    (default ``system.init_theta``). ``clip_to_episode``: pass the steps left
+    in the episode (`steps_left`: the minimum over the estimator state's
+    ``particles``) to the schedule; meaningful when the population's episodes
+    are in step, while a staggered population would clip every window to
+    about ``horizon / num_particles``, so turn it off there.
+    ``progress``: a tqdm bar on a terminal.
+    """
+    _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every)
+    key = _typed_key(key)
+    k_init, k_steps = jax.random.split(key)
+    k_theta, k_est = jax.random.split(k_init)
+    if theta is None:
+        theta = system.init_theta(k_theta)
+    opt_state = optimizer.init(theta)
+    est_state = estimator.init(system, theta, k_est)
+    step, num_skipped, resumed_from = 0, 0, None
+
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir)
+        if checkpoint_dir.is_dir():
+            ckpt.remove_stale_temporaries(checkpoint_dir)
+        latest = ckpt.latest_checkpoint(checkpoint_dir)
+        if latest is not None:
+            template = _bundle(theta, opt_state, est_state, key, 0, 0)
+            loaded, _ = ckpt.load_checkpoint(latest, template)
+            if not np.array_equal(
+                jax.random.key_data(loaded["key"]), jax.random.key_data(key)
+            ):
+                raise ValueError(
+                    f"{latest} was written by a run with a different key; pass the "
+                    "same key to resume, or use an empty checkpoint_dir"
+                )
+            theta, opt_state = loaded["theta"], loaded["opt_state"]
+            est_state = loaded["estimator_state"]
+            step, num_skipped = int(loaded["step"]), int(loaded["num_skipped"])
+            resumed_from = step
+            if step > num_steps:
+                warnings.warn(
+                    f"{latest} is at step {step}, past num_steps={num_steps}; "
+                    "returning it unchanged",
+                    stacklevel=2,
+                )
+
+    log_file = None
+    if log is not None and not callable(log):
+        log_path = Path(log)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_log(log_path, step)
+        log_file = open(log_path, "a")
+
+    history: list[dict] = []
+    estimators: dict[int, Estimator] = {}
+    chunk = getattr(estimator, "chunk", None)
+    bar = tqdm(
+        total=num_steps,
+        initial=min(step, num_steps),
+        disable=not (progress and sys.stderr.isatty()),
+        desc="outer steps",
+        unit="step",
+    )
+    t_start = time.perf_counter()
+    try:
+        while step < num_steps:
+            t0 = time.perf_counter()
+            k_sched, k_step = jax.random.split(jax.random.fold_in(k_steps, step))
+            clip = schedule is not None and clip_to_episode
+            left = steps_left(system, est_state) if clip else None
+            if schedule is None:
+                window, size, est, length = getattr(estimator, "window", None), None, estimator, None
+            else:
+                window = schedule.window(step, k_sched, left)
+                size = bucket(window, chunk=chunk)
+                if size not in estimators:
+                    estimators[size] = _with_window(estimator, size)
+                est, length = estimators[size], jnp.asarray(window, jnp.int32)
+            theta, opt_state, est_state, diag, flags = _outer_step(
+                system, est, optimizer, theta, opt_state, est_state, k_step, length
+            )
+            flags, diag_host = jax.device_get((flags, diag))
+            skipped = bool(flags["skipped"])
+            reason = None
+            if skipped:
+                num_skipped += 1
+                reason = (
+                    "all_dropped" if flags["all_dropped"]
+                    else "nonfinite_gradient" if not flags["grad_finite"]
+                    else "nonfinite_update"
+                )
+                warnings.warn(
+                    f"outer step {step}: update skipped ({reason}); theta unchanged",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            record = {
+                "step": step,
+                "loss": _num(diag_host.loss),
+                "window": window,
+                "bucket": size,
+                "steps_left": left,
+                "variance": {k: _num(v) for k, v in sorted(diag_host.variance.items())},
+                "weight": {k: _num(v) for k, v in sorted(diag_host.weight.items())},
+                "num_dropped": int(diag_host.num_dropped),
+                "num_samples": int(diag.num_samples),
+                "grad_norm": _num(flags["grad_norm"]),
+                "update_norm": _num(flags["update_norm"]),
+                "skipped": skipped,
+                "skip_reason": reason,
+                "num_skipped": num_skipped,
+                "step_time": time.perf_counter() - t0,
+                "wall_time": time.perf_counter() - t_start,
+            }
+            history.append(record)
+            if log_file is not None:
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+            elif log is not None:
+                log(record)
+            step += 1
+            if checkpoint_dir is not None and (
+                step % checkpoint_every == 0 or step == num_steps
+            ):
+                ckpt.save_to_directory(
+                    checkpoint_dir,
+                    _bundle(theta, opt_state, est_state, key, step, num_skipped),
+                    step=step,
+                    metadata={"num_skipped": num_skipped, "num_steps": num_steps},
+                    keep=keep_checkpoints,
+                )
+            bar.update(1)
+            bar.set_postfix(loss=record["loss"], window=window, refresh=False)
+    finally:
+        bar.close()
+        if log_file is not None:
+            log_file.close()
+    return TrainResult(theta, opt_state, est_state, history, step, num_skipped, resumed_from)
+
+
+def _bundle(theta, opt_state, est_state, key, step: int, num_skipped: int) -> dict:
+    """Returns the pytree a checkpoint holds."""
+    return {
+        "theta": theta,
+        "opt_state": opt_state,
+        "estimator_state": est_state,
+        "key": key,
+        "step": np.asarray(step, np.int64),
+        "num_skipped": np.asarray(num_skipped, np.int64),
+    }
