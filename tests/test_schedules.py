@@ -63,6 +63,15 @@ def test_bucket_rounds_up_to_chunk_times_power_of_two(window, chunk, expected):
     assert b >= window and b % (chunk or 1) == 0
 
 
+def test_bucket_is_capped_at_the_horizon_when_the_window_fits():
+    assert vograd.bucket(9_000, maximum=10_000) == 10_000  # not 16384
+    assert vograd.bucket(3_000, maximum=10_000) == 4_096  # cap not needed
+    # With a chunk the cap is the largest multiple of the chunk <= maximum.
+    assert vograd.bucket(900, chunk=64, maximum=1_000) == 960
+    # A window longer than the cap keeps its bucket (the estimator then refuses it).
+    assert vograd.bucket(999, chunk=64, maximum=1_000) == 1_024
+
+
 def test_curriculum_compiles_only_a_few_buckets():
     s = vograd.LinearCurriculum()  # 50 -> 10,000 over 5,000 steps, jitter 0.2
     keys = jax.random.split(jax.random.key(2), 5_000)

@@ -15,6 +15,11 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float
 
+try:
+    _tree_norm = optax.tree.norm
+except AttributeError:  # optax < 0.2.5
+    _tree_norm = optax.global_norm
+
 # apply_if_finite gives up (applies a non-finite update) after this many
 # consecutive non-finite gradients; the outer loop never wants that.
 _NEVER_GIVE_UP = 2**31 - 1
@@ -60,8 +65,8 @@ def outer_optimizer(
 
 
 def global_norm(tree: Any) -> Float[Array, ""]:
-    """Returns ``sqrt(sum_j g_j^2)`` over all leaves (``optax.global_norm``)."""
-    return optax.global_norm(tree)
+    """Returns ``sqrt(sum_j g_j^2)`` over all leaves (``optax.tree.norm``)."""
+    return _tree_norm(tree)
 
 
 def all_finite(tree: Any) -> Bool[Array, ""]:

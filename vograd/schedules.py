@@ -40,20 +40,29 @@ def clip_to_episode(window: int, steps_left: int | None) -> int:
     return max(1, min(window, int(steps_left)))
 
 
-def bucket(window: int, *, chunk: int | None = None) -> int:
+def bucket(window: int, *, chunk: int | None = None, maximum: int | None = None) -> int:
     """Returns the compiled window size for ``window``: ``chunk * 2^k``, the
-    smallest such size >= ``window``.
+    smallest such size >= ``window``, capped at ``maximum``.
 
     ``chunk`` (default 1) is the estimator's recomputation chunk; the bucket is
     always a multiple of it, as `vograd.unroll` requires. Windows of 50 to
     12,000 steps then fall into 9 buckets (64, ..., 16384) with ``chunk=None``;
     the padding slots are skipped at run time (a real ``lax.cond``).
+    ``maximum`` (e.g. the episode horizon, which estimators do not let a window
+    exceed) caps the bucket at its largest multiple of ``chunk``, when that
+    still holds ``window``.
     """
     _check_int("window", window, 1)
     chunk = 1 if chunk is None else chunk
     _check_int("chunk", chunk, 1)
     num_chunks = -(-window // chunk)
-    return chunk * (1 << (num_chunks - 1).bit_length())
+    size = chunk * (1 << (num_chunks - 1).bit_length())
+    if maximum is not None:
+        _check_int("maximum", maximum, 1)
+        cap = maximum // chunk * chunk
+        if window <= cap < size:
+            size = cap
+    return size
 
 
 class Schedule(eqx.Module):

@@ -84,6 +84,20 @@ def _outer_step(system, estimator, optimizer, theta, opt_state, est_state, key, 
     return theta, opt_state, new_est_state, diag, flags
 
 
+def _strong(tree: Any) -> Any:
+    """Returns ``tree`` with weakly typed arrays made strong.
+
+    ``jnp.asarray(-2.0)`` is weakly typed, its updated value is not: without
+    this, the second outer step would compile the step function again.
+    """
+    return jax.tree.map(
+        lambda x: jax.lax.convert_element_type(x, x.dtype)
+        if isinstance(x, jax.Array) and x.weak_type
+        else x,
+        tree,
+    )
+
+
 def _typed_key(key) -> PRNGKeyArray:
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
@@ -185,7 +199,8 @@ def train(
     steps_left)`` when a schedule is given, and runs one jitted function:
     ``g = estimator.estimate(..., length=w)`` with the estimator's static
     window set to ``bucket(w, chunk=estimator.chunk)`` (one compilation per
-    bucket), then ``optimizer.update`` and ``apply_updates``. A step whose
+    bucket, capped at the horizon), then ``optimizer.update`` and
+    ``apply_updates``. Windows never exceed ``system.horizon``. A step whose
     samples were all dropped or whose gradient/update is non-finite is
     skipped: theta and the optimizer state stay unchanged, it is counted,
     logged and warned about.
@@ -212,8 +227,9 @@ def train(
     k_theta, k_est = jax.random.split(k_init)
     if theta is None:
         theta = system.init_theta(k_theta)
-    opt_state = optimizer.init(theta)
-    est_state = estimator.init(system, theta, k_est)
+    theta = _strong(theta)
+    opt_state = _strong(optimizer.init(theta))
+    est_state = _strong(estimator.init(system, theta, k_est))
     step, num_skipped, resumed_from = 0, 0, None
 
     if checkpoint_dir is not None:
@@ -252,6 +268,7 @@ def train(
     history: list[dict] = []
     estimators: dict[int, Estimator] = {}
     chunk = getattr(estimator, "chunk", None)
+    horizon = int(system.horizon)
     bar = tqdm(
         total=num_steps,
         initial=min(step, num_steps),
@@ -269,8 +286,9 @@ def train(
             if schedule is None:
                 window, size, est, length = getattr(estimator, "window", None), None, estimator, None
             else:
-                window = schedule.window(step, k_sched, left)
-                size = bucket(window, chunk=chunk)
+                # Estimators refuse windows longer than an episode.
+                window = min(schedule.window(step, k_sched, left), horizon)
+                size = bucket(window, chunk=chunk, maximum=horizon)
                 if size not in estimators:
                     estimators[size] = _with_window(estimator, size)
                 est, length = estimators[size], jnp.asarray(window, jnp.int32)
