@@ -312,7 +312,8 @@ def train(
                 )
             record = {
                 "step": step,
-                "loss": _num(diag_host.loss),
+                # No sample kept: the mean loss is undefined, not 0.
+                "loss": None if flags["all_dropped"] else _num(diag_host.loss),
                 "window": window,
                 "bucket": size,
                 "steps_left": left,
