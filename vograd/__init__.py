@@ -8,7 +8,19 @@ from vograd.checkpoint import (
     read_header,
     save_checkpoint,
 )
-from vograd.estimators.base import Diagnostics, Estimator
+from vograd.estimators import (
+    Diagnostics,
+    Estimator,
+    EvolutionStrategies,
+    FullBackprop,
+    FullES,
+    Merged,
+    PersistentES,
+    PESState,
+    PopulationState,
+    Reparameterization,
+    TruncatedBackprop,
+)
 from vograd.outer import outer_optimizer
 from vograd.schedules import Constant, LinearCurriculum, Schedule, bucket
 from vograd.system import UnrolledSystem
@@ -31,6 +43,15 @@ __all__ = [
     "train",
     "Diagnostics",
     "Estimator",
+    "EvolutionStrategies",
+    "FullBackprop",
+    "FullES",
+    "Merged",
+    "PESState",
+    "PersistentES",
+    "PopulationState",
+    "Reparameterization",
+    "TruncatedBackprop",
     "Particle",
     "UnrollOutput",
     "UnrolledSystem",

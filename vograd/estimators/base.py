@@ -66,8 +66,15 @@ class Estimator(eqx.Module):
         theta: Theta,
         state: EstimatorState,
         key: PRNGKeyArray,
+        *,
+        length: int | Int[Array, ""] | None = None,
     ) -> tuple[Gradient, EstimatorState, Diagnostics]:
-        """Returns the gradient estimate, the next state and diagnostics."""
+        """Returns the gradient estimate, the next state and diagnostics.
+
+        ``length`` (optional, dynamic): run only the first ``length`` steps of
+        the compiled window, ``1 <= length <= window``; a new value does not
+        recompile, so an outer loop compiles one window size per bucket.
+        """
 
 
 def check_positive(name: str, value: float) -> None:

@@ -1,0 +1,206 @@
+"""The machinery shared by the estimators whose samples start from one particle.
+
+`Reparameterization`, `EvolutionStrategies`, `Merged`, `TruncatedBackprop`,
+`FullES` and `FullBackprop` are all: draw ``P`` samples, each one particle run
+through the window under ``theta + eps_i`` and (antithetic) ``theta - eps_i``
+on the same step keys, or under ``theta`` itself when there is no smoothing;
+turn the branches' losses and gradients into per-sample estimates; drop
+non-finite samples; reduce. They differ only in the per-sample formula
+(``components``) and the reduction (``reduce``).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from vograd.estimators import config, population, sampling
+from vograd.estimators.base import Diagnostics, Estimator
+from vograd.estimators.reduce import Samples, finite_samples, mean_estimate
+from vograd.sharding import check_mesh, constrain_population
+from vograd.system import Theta, UnrolledSystem
+
+Tree = Any
+
+
+class Draws(eqx.Module):
+    """The raw results of ``P`` samples of ``b`` branches (``b = 2`` antithetic).
+
+    ``eps``: the perturbations ``[P, ...]`` (None without smoothing);
+    ``loss``: ``[P, b]`` window losses (branch 0 is ``theta + eps``);
+    ``grad``: leaves ``[P, b, ...]``, or None when no gradient was taken.
+    """
+
+    eps: Tree | None
+    loss: Float[Array, "P b"]
+    grad: Tree | None
+
+
+class WindowedEstimator(Estimator):
+    """Abstract base: per-sample windows from shared particles (see module doc).
+
+    Subclasses provide the configuration fields below and the sample count,
+    smoothing and formula hooks. ``window=None`` means full episodes: no
+    persistent state (``init`` returns None) and every estimate starts fresh
+    episodes under each branch's own theta.
+    """
+
+    window: eqx.AbstractVar[int | None]
+    chunk: eqx.AbstractVar[int | None]
+    unroll: eqx.AbstractVar[int | bool]
+    burn_in: eqx.AbstractVar[int]
+    stagger: eqx.AbstractVar[bool]
+    mesh: eqx.AbstractVar[Mesh | None]
+    mesh_axis: eqx.AbstractVar[str]
+
+    @property
+    @abc.abstractmethod
+    def num_draws(self) -> int:
+        """Returns the number of independent samples ``P`` (pairs or particles)."""
+
+    @property
+    @abc.abstractmethod
+    def noise_scale(self) -> float:
+        """Returns sigma, or 0.0 for an unsmoothed estimator."""
+
+    @property
+    @abc.abstractmethod
+    def paired(self) -> bool:
+        """Returns whether each sample is an antithetic ``theta +- eps`` pair."""
+
+    @property
+    @abc.abstractmethod
+    def needs_grad(self) -> bool:
+        """Returns whether the branches must be differentiated."""
+
+    @abc.abstractmethod
+    def components(self, draws: Draws) -> dict[str, Tree]:
+        """Returns the per-sample estimates (leaves ``[P, ...]``) by name."""
+
+    def reduce(self, samples: Samples) -> tuple[Tree, Diagnostics]:
+        """Returns the gradient and diagnostics: the mean of the only component."""
+        (name,) = samples.components
+        return mean_estimate(samples, name)
+
+    def check_common(self) -> None:
+        """Raises a ValueError for a bad window, chunk, burn-in or mesh."""
+        config.check_window(self.window, self.chunk, self.burn_in)
+        check_mesh(self.mesh, self.mesh_axis, self.num_draws)
+
+    @property
+    def branches(self) -> int:
+        """Returns the branches per sample: 2 for antithetic pairs, else 1."""
+        return 2 if self.paired and self.noise_scale > 0 else 1
+
+    def window_spec(self, system: UnrolledSystem) -> population.WindowSpec:
+        """Returns the static window description for ``system`` (checks the horizon)."""
+        size = config.resolve_window(self.window, self.chunk, system)
+        return population.WindowSpec(
+            num_steps=size,
+            chunk=self.chunk,
+            unroll=self.unroll,
+            tail=min(self.burn_in, size),
+            fresh=self.window is None,
+        )
+
+    def init(
+        self, system: UnrolledSystem, theta: Theta, key: PRNGKeyArray
+    ) -> population.PopulationState | None:
+        """Returns the persistent particles (None for full episodes).
+
+        Particles start fresh under ``theta`` (staggered if ``stagger``); one
+        per sample, shared by both branches of a pair.
+        """
+        self.window_spec(system)
+        if self.window is None:
+            return None
+        state = population.init_population_state(
+            system, theta, population.as_key(key), self.num_draws,
+            stagger=self.stagger, burn_in=self.burn_in > 0,
+        )
+        return constrain_population(state, self.mesh, self.mesh_axis)
+
+    def per_sample(
+        self,
+        system: UnrolledSystem,
+        theta: Theta,
+        state: population.PopulationState | None,
+        key: PRNGKeyArray,
+        *,
+        length: int | Int[Array, ""] | None = None,
+    ) -> tuple[Samples, population.PopulationState | None]:
+        """Returns the per-sample estimates of one window and the next state.
+
+        ``length`` (dynamic, ``1 <= length <= window``): run only the first
+        ``length`` steps of the compiled window; one compilation serves all.
+        """
+        spec = self.window_spec(system)
+        length = config.check_length(length, spec.num_steps)
+        key = population.as_key(key)
+        k_noise, k_steps, k_restart = jax.random.split(key, 3)
+        num, b = self.num_draws, self.branches
+
+        eps = None
+        if self.noise_scale > 0:
+            eps = sampling.draw_noise(k_noise, theta, num, self.noise_scale)
+            thetas = sampling.perturbed(theta, eps, self.branches == 2)
+        else:
+            thetas = sampling.broadcast(theta, num)
+        draw_keys = jax.random.split(k_steps, num)
+        keys = sampling.repeat_pairs(draw_keys) if b == 2 else draw_keys
+        particles = None
+        if not spec.fresh:
+            particles = population.replay_burn_in(system, theta, state, spec)
+            if b == 2:
+                particles = sampling.repeat_pairs(particles)
+
+        records = population.run_population(
+            system, thetas, particles, keys, spec, length,
+            with_grad=self.needs_grad, mesh=self.mesh, mesh_axis=self.mesh_axis,
+        )
+        per_draw = lambda x: x.reshape((num, b) + x.shape[1:])  # noqa: E731
+        draws = Draws(eps, per_draw(records.loss), jax.tree.map(per_draw, records.grad))
+        components = self.components(draws)
+        keep = finite_samples(draws.loss, draws.grad, components)
+        samples = Samples(components, jnp.mean(draws.loss, axis=1), keep, eps)
+        if spec.fresh:
+            return samples, None
+        return samples, self._next_state(
+            system, theta, records, draw_keys, keep, length, spec, k_restart
+        )
+
+    def _next_state(self, system, theta, records, draw_keys, keep, length, spec, key):
+        # Each sample continues from its theta + eps branch (branch 0).
+        first = sampling.positive_branch if self.branches == 2 else (lambda x: x)
+        particles = population.restart_dropped(
+            system, theta, first(records.particle), keep, key
+        )
+        replay = None
+        if spec.tail:
+            anchors = population.where_kept(keep, first(records.anchor), particles)
+            tail_keys = jax.vmap(lambda k: population.window_keys(k)[1])(draw_keys)
+            replay = population.Replay(
+                anchors, jax.random.key_data(tail_keys), jnp.minimum(length, spec.tail)
+            )
+        state = population.PopulationState(particles, replay)
+        return constrain_population(state, self.mesh, self.mesh_axis)
+
+    def estimate(
+        self,
+        system: UnrolledSystem,
+        theta: Theta,
+        state: population.PopulationState | None,
+        key: PRNGKeyArray,
+        *,
+        length: int | Int[Array, ""] | None = None,
+    ) -> tuple[Tree, population.PopulationState | None, Diagnostics]:
+        """Returns (gradient, next state, diagnostics) of one window; see `per_sample`."""
+        samples, state = self.per_sample(system, theta, state, key, length=length)
+        grad, diag = self.reduce(samples)
+        return grad, state, diag
