@@ -83,17 +83,18 @@ def _fmt(shape: list[int], dtype: str) -> str:
 def _mismatch(found: dict, expected: dict, show: int = 4) -> str | None:
     """Returns a message naming the differing leaves, or None when equal."""
     fl, el = found["leaves"], expected["leaves"]
-    for i, (f, e) in enumerate(zip(fl, el)):
-        if f[0] != e[0]:
-            return (
-                f"leaf #{i} differs: the checkpoint has {f[0]} {_fmt(*f[1:])}, "
-                f"the template has {e[0]} {_fmt(*e[1:])}"
-            )
-    if len(fl) != len(el):
-        extra = fl[len(el)] if len(fl) > len(el) else el[len(fl)]
+    if [f[0] for f in fl] != [e[0] for e in el]:
+        f_paths, e_paths = {f[0] for f in fl}, {e[0] for e in el}
+
+        def listing(leaves, others):
+            only = [f"{x[0]} {_fmt(*x[1:])}" for x in leaves if x[0] not in others]
+            more = f" (and {len(only) - show} more)" if len(only) > show else ""
+            return ", ".join(only[:show]) + more if only else "none"
+
         return (
             f"the checkpoint has {len(fl)} leaves, the template {len(el)}; "
-            f"first unmatched leaf: {extra[0]} {_fmt(*extra[1:])}"
+            f"only in the checkpoint: {listing(fl, e_paths)}; "
+            f"only in the template: {listing(el, f_paths)}"
         )
     diffs = [
         f"leaf {e[0]}: the checkpoint has {_fmt(*f[1:])}, the template expects {_fmt(*e[1:])}"
