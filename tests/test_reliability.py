@@ -24,12 +24,16 @@ import vograd
 from vograd.estimators.base import Diagnostics, Estimator
 from vograd.train import _bundle
 
-from train_fixtures import ESTIMATOR, OPTIMIZER, SCHEDULE, SYSTEM, make_run, theta_bytes
+from train_fixtures import OPTIMIZER, SCHEDULE, SYSTEM, make_run
+
+# The NaN tests run the paper's merged estimator; both share one compilation
+# (p_nan is traced).
+MERGED = vograd.Merged(num_pairs=4, sigma=0.01, window=8)
 
 SCRIPT = Path(__file__).with_name("train_fixtures.py")
 # Random SIGKILLs per run of the kill test; raise it for a longer soak, e.g.
 # VOGRAD_KILLS=20 pytest tests/test_reliability.py -k sigkill
-NUM_KILLS = int(os.environ.get("VOGRAD_KILLS", "3"))
+NUM_KILLS = int(os.environ.get("VOGRAD_KILLS", "2"))
 # A paced process makes ~25 steps/s and lives <= 0.5 s after its first
 # checkpoint: 20 steps per kill leave room for all kills.
 NUM_STEPS = 20 * max(NUM_KILLS, 2)
@@ -150,23 +154,6 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(reference):
     assert steps_at_kill == sorted(steps_at_kill) and steps_at_kill[-1] < NUM_STEPS, steps_at_kill
 
 
-def test_windows_are_clipped_to_the_steps_left(reference):
-    _, root, _ = reference
-    records = read_log(root / "ref.jsonl")
-    _, _, _, schedule, key = make_run(NUM_STEPS)
-    k_steps = jax.random.split(key)[1]
-    for r in records:
-        k_sched = jax.random.split(jax.random.fold_in(k_steps, r["step"]))[0]
-        draw = schedule.window(r["step"], k_sched)  # 3, 4 or 5
-        assert r["window"] == min(draw, r["steps_left"]) <= r["steps_left"] <= 16
-        assert r["bucket"] == vograd.bucket(r["window"], maximum=16)
-    # Staggered particles start at t = 0, 4, 8, 12: 4 steps left at first; a
-    # window of 3 shifts them so that only 1 is left, and so on.
-    assert records[0]["steps_left"] == 4
-    assert any(r["window"] < min(r["steps_left"], 4) for r in records)  # jitter
-    assert any(r["steps_left"] < 3 for r in records)  # clipping happened
-
-
 def with_p_nan(p):
     return eqx.tree_at(lambda s: s.p_nan, SYSTEM, jnp.asarray(p, jnp.float32))
 
@@ -174,28 +161,33 @@ def with_p_nan(p):
 def test_nan_samples_are_dropped_counted_and_logged(tmp_path):
     log = tmp_path / "m.jsonl"
     result = vograd.train(
-        with_p_nan(0.25), ESTIMATOR, OPTIMIZER, 30, jax.random.key(5),
+        with_p_nan(0.25), MERGED, OPTIMIZER, 30, jax.random.key(5),
         schedule=SCHEDULE, clip_to_episode=False, log=log, progress=False,
     )
     records = read_log(log)
     dropped = np.array([r["num_dropped"] for r in records])
-    # Each episode (16 steps = 2 windows) is poisoned with probability 1/4; over
-    # 30 windows x 4 particles ~ 60 independent episodes the dropped fraction
-    # has sd sqrt(.25 * .75 / 60) = 0.056: 0.25 +- 3 sd is [0.08, 0.42].
-    assert 0.08 < dropped.sum() / (30 * 4) < 0.42
+    # Episodes (16 steps = 2 windows) are poisoned with probability p = 1/4 at
+    # their start; a dropped sample restarts a fresh episode at once. Windows
+    # alternate first/second of an episode, so a fraction 1 / (2 - p) of them
+    # draw fresh and p / (2 - p) = 0.143 are dropped. About 69 of the 120
+    # sample-windows are fresh draws: sd 0.25*0.75/69 -> 3.6 samples (0.03),
+    # and 0.143 +- 3 sd is [0.05, 0.24]. (Measured: 15 of 120.)
+    assert 0.05 < dropped.sum() / (30 * 4) < 0.24
     assert dropped.tolist() == [h["num_dropped"] for h in result.history]
     for r in records:
         if not r["skipped"]:  # dropped samples never leak into loss or gradient
             assert r["loss"] is not None and r["grad_norm"] is not None
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(result.theta))
-    assert float(result.theta["log_lr"]) > -1.0  # still learns (from -2.0)
+    # Still learns: from log_lr = -2 towards the optimum 0.22 (-0.22 measured).
+    assert float(result.theta["log_lr"]) > -1.0
+    assert set(records[0]["variance"]) == {"es", "rp"}
 
 
 def test_all_nan_step_is_skipped_and_logged(tmp_path):
     log = tmp_path / "m.jsonl"
     with pytest.warns(RuntimeWarning, match=r"update skipped \(all_dropped\); theta unchanged"):
         result = vograd.train(
-            with_p_nan(1.0), ESTIMATOR, OPTIMIZER, 5, jax.random.key(5),
+            with_p_nan(1.0), MERGED, OPTIMIZER, 5, jax.random.key(5),
             schedule=SCHEDULE, clip_to_episode=False, log=log, progress=False,
         )
     assert result.num_skipped == 5

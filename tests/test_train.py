@@ -2,12 +2,17 @@
 
 import json
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import vograd
+from vograd.estimators.base import Diagnostics, Estimator
 from vograd.train import steps_left
+from vograd.unroll import Particle
 
 from train_fixtures import (
     DIAG, ESTIMATOR, OPTIMIZER, SCHEDULE, SYSTEM, QuadraticLR, TinyTruncated, theta_bytes,
@@ -109,39 +114,63 @@ def test_resume_in_process_is_bit_identical_and_rewrites_the_log(reference, tmp_
         run(70, key=1, checkpoint_dir=tmp_path / "ck")
 
 
-class CountingTruncated(TinyTruncated):
-    """Counts how often ``estimate`` is traced (Python side effects run only then)."""
+class CounterState(eqx.Module):
+    particles: Particle  # only the step counters t: [P]
+
+
+class StepCounter(Estimator):
+    """Advances its particles' step counters by the window and returns a zero
+    gradient: the schedule logic of `train` at the cost of a trivial compile.
+    Records each trace of ``estimate`` (Python side effects run only then)."""
+
+    window: int = eqx.field(static=True, default=8)
+    t0: tuple = eqx.field(static=True, default=(0, 0))
+
+    def init(self, system, theta, key):
+        return CounterState(Particle(None, jnp.asarray(self.t0, jnp.int32)))
 
     def estimate(self, system, theta, state, key, *, length=None):
         TRACES.append(self.window)
-        return super().estimate(system, theta, state, key, length=length)
+        length = self.window if length is None else length
+        t = state.particles.t
+        t = jnp.where(t >= system.horizon, 0, t) + length  # episodes restart at the horizon
+        zero = jnp.zeros(())
+        diag = Diagnostics(zero, {}, {}, jnp.zeros((), jnp.int32), len(self.t0))
+        return jax.tree.map(jnp.zeros_like, theta), CounterState(Particle(None, t)), diag
 
 
 TRACES: list[int] = []
 
 
-def test_curriculum_compiles_once_per_bucket():
+@pytest.mark.parametrize("clip", [True, False])
+def test_curriculum_windows_clipping_and_one_compile_per_bucket(clip):
     TRACES.clear()
-    system = QuadraticLR(horizon=8)
-    estimator = CountingTruncated(num_particles=1, window=8)
-    # Windows round(4..8 * U(0.8, 1.2)) in 3..10, capped at the horizon 8:
-    # buckets 4 (windows 3, 4) and 8 (windows 5..8).
-    schedule = vograd.LinearCurriculum(start=4, end=8, num_steps=12, jitter=0.2)
+    system = QuadraticLR(horizon=64)
+    schedule = vograd.LinearCurriculum(start=4, end=40, num_steps=30, jitter=0.2)
     result = vograd.train(
-        system, estimator, OPTIMIZER, 12, jax.random.key(3),
-        schedule=schedule, clip_to_episode=False, progress=False,
+        system, StepCounter(), optax.sgd(0.1), 40, jax.random.key(3),
+        schedule=schedule, clip_to_episode=clip, progress=False,
     )
     windows = [h["window"] for h in result.history]
     buckets = [h["bucket"] for h in result.history]
-    assert set(buckets) == {4, 8} and len(set(windows)) >= 4
     # One trace per bucket, however many distinct windows.
-    assert sorted(TRACES) == [4, 8]
-    assert all(h["bucket"] == vograd.bucket(h["window"], maximum=8) for h in result.history)
-    # The logged windows are the schedule's, replayed from the documented keys.
+    assert sorted(TRACES) == sorted(set(buckets)) and len(set(windows)) > 2 * len(TRACES)
+    # Replay: windows are the schedule's draws from the documented keys,
+    # clipped to the steps left in the episode, which the windows advance.
     k_steps = jax.random.split(jax.random.key(3))[1]
+    t, clipped = 0, 0
     for h in result.history:
         k_sched = jax.random.split(jax.random.fold_in(k_steps, h["step"]))[0]
-        assert h["window"] == min(schedule.window(h["step"], k_sched), 8)
+        t = 0 if t >= 64 else t
+        draw = schedule.window(h["step"], k_sched)
+        assert h["steps_left"] == (64 - t if clip else None)
+        assert h["window"] == (min(draw, 64 - t) if clip else min(draw, 64))
+        assert h["bucket"] == vograd.bucket(h["window"], maximum=64)
+        clipped += h["window"] < min(draw, 64)
+        t += h["window"]
+    # With clipping on, some windows were cut at an episode's end (none without).
+    assert (clipped > 0) == clip
+    assert int(result.estimator_state.particles.t[0]) == t
 
 
 def test_steps_left_is_the_minimum_over_particles():

@@ -112,12 +112,20 @@ SCHEDULE = vograd.Constant(8)
 def make_run(num_steps: int = 30):
     """Returns the (system, estimator, optimizer, schedule, key) of the kill tests.
 
-    Jittered windows round(4 * U(0.8, 1.2)) in {3, 4, 5} are clipped to the
-    staggered particles' steps left (4): windows 3 and 4, one bucket (4), so
-    each fresh process traces the outer step once.
+    PES on the learning-rate toy: persistent particles of both branches and
+    the accumulated perturbation must survive a kill. Jittered windows
+    round(7 * U(0.9, 1.1)) in {6, 7, 8} share one bucket (8), so each fresh
+    process traces the outer step once; the run does not clip to the episode.
     """
-    schedule = vograd.LinearCurriculum(start=4, end=4, num_steps=num_steps, jitter=0.2)
-    return SYSTEM, ESTIMATOR, OPTIMIZER, schedule, jax.random.key(7)
+    from tasks.toys import QuadraticLearningRate
+
+    system = QuadraticLearningRate(horizon=32, a=[0.5, 1.0, 1.5], w0=[1.0, -2.0, 0.5], theta0=0.1)
+    estimator = vograd.PersistentES(num_pairs=4, sigma=0.01, window=8)
+    schedule = vograd.LinearCurriculum(start=7, end=7, num_steps=num_steps, jitter=0.1)
+    return system, estimator, KILL_OPTIMIZER, schedule, jax.random.key(7)
+
+
+KILL_OPTIMIZER = vograd.outer_optimizer(0.02)
 
 
 def main(argv: list[str]) -> None:
@@ -165,11 +173,12 @@ def main(argv: list[str]) -> None:
         schedule=schedule,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=1,
+        clip_to_episode=False,
         log=args.log,
         progress=False,
     )
     if args.out:
-        np.save(args.out, np.asarray(result.theta["log_lr"]))
+        np.save(args.out, np.asarray(result.theta))
     print("DONE", flush=True)
 
 
