@@ -143,6 +143,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(reference):
     assert vograd.latest_checkpoint(ckpt_dir).name != temp.name
     steps_at_kill.append(last)
 
+    print(f"kill seed {seed}: latest checkpoint after each kill {steps_at_kill}")
     out = trainer.run(ckpt_dir, log, "--out", str(root / "resumed.npy"))
     assert "DONE" in out
     theta = np.load(root / "resumed.npy")
