@@ -33,7 +33,7 @@ MERGED = vograd.Merged(num_pairs=4, sigma=0.01, window=8)
 SCRIPT = Path(__file__).with_name("train_fixtures.py")
 # Random SIGKILLs per run of the kill test; raise it for a longer soak, e.g.
 # VOGRAD_KILLS=20 pytest tests/test_reliability.py -k sigkill
-NUM_KILLS = int(os.environ.get("VOGRAD_KILLS", "2"))
+NUM_KILLS = int(os.environ.get("VOGRAD_KILLS", "1"))
 # A paced process makes ~25 steps/s and lives <= 0.5 s after its first
 # checkpoint: 20 steps per kill leave room for all kills.
 NUM_STEPS = 20 * max(NUM_KILLS, 2)

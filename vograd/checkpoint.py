@@ -39,7 +39,6 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import numpy as np
 
 FORMAT_VERSION = 1
 MAGIC = b"VOGRADCK"
@@ -330,7 +329,3 @@ def _alive(pid: int) -> bool:
         return True
     return True
 
-
-def as_numpy(tree: Any) -> Any:
-    """Returns ``tree`` with array leaves as numpy arrays (keys as key data)."""
-    return jax.tree.map(np.asarray, _keys_to_data(tree))

@@ -234,27 +234,14 @@ def train(
 
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
-        if checkpoint_dir.is_dir():
-            ckpt.remove_stale_temporaries(checkpoint_dir)
-        latest = ckpt.latest_checkpoint(checkpoint_dir)
-        if latest is not None:
-            template = _bundle(theta, opt_state, est_state, key, 0, 0)
-            loaded, _ = ckpt.load_checkpoint(latest, template)
-            if not np.array_equal(
-                jax.random.key_data(loaded["key"]), jax.random.key_data(key)
-            ):
-                raise ValueError(
-                    f"{latest} was written by a run with a different key; pass the "
-                    "same key to resume, or use an empty checkpoint_dir"
-                )
-            theta, opt_state = loaded["theta"], loaded["opt_state"]
-            est_state = loaded["estimator_state"]
-            step, num_skipped = int(loaded["step"]), int(loaded["num_skipped"])
+        resumed = _resume(checkpoint_dir, _bundle(theta, opt_state, est_state, key, 0, 0))
+        if resumed is not None:
+            theta, opt_state, est_state, step, num_skipped = resumed
             resumed_from = step
             if step > num_steps:
                 warnings.warn(
-                    f"{latest} is at step {step}, past num_steps={num_steps}; "
-                    "returning it unchanged",
+                    f"the checkpoint in {checkpoint_dir} is at step {step}, past "
+                    f"num_steps={num_steps}; returning it unchanged",
                     stacklevel=2,
                 )
 
@@ -297,14 +284,9 @@ def train(
             )
             flags, diag_host = jax.device_get((flags, diag))
             skipped = bool(flags["skipped"])
-            reason = None
+            reason = _skip_reason(flags) if skipped else None
             if skipped:
                 num_skipped += 1
-                reason = (
-                    "all_dropped" if flags["all_dropped"]
-                    else "nonfinite_gradient" if not flags["grad_finite"]
-                    else "nonfinite_update"
-                )
                 warnings.warn(
                     f"outer step {step}: update skipped ({reason}); theta unchanged",
                     RuntimeWarning,
@@ -312,17 +294,10 @@ def train(
                 )
             record = {
                 "step": step,
-                # No sample kept: the mean loss is undefined, not 0.
-                "loss": None if flags["all_dropped"] else _num(diag_host.loss),
+                **_metrics(diag_host, flags),
                 "window": window,
                 "bucket": size,
                 "steps_left": left,
-                "variance": {k: _num(v) for k, v in sorted(diag_host.variance.items())},
-                "weight": {k: _num(v) for k, v in sorted(diag_host.weight.items())},
-                "num_dropped": int(diag_host.num_dropped),
-                "num_samples": int(diag.num_samples),
-                "grad_norm": _num(flags["grad_norm"]),
-                "update_norm": _num(flags["update_norm"]),
                 "skipped": skipped,
                 "skip_reason": reason,
                 "num_skipped": num_skipped,
@@ -353,6 +328,50 @@ def train(
         if log_file is not None:
             log_file.close()
     return TrainResult(theta, opt_state, est_state, history, step, num_skipped, resumed_from)
+
+
+def _resume(directory: Path, template: dict):
+    """Returns ``(theta, opt_state, est_state, step, num_skipped)`` from the
+    newest checkpoint in ``directory``, or None when there is none."""
+    if directory.is_dir():
+        ckpt.remove_stale_temporaries(directory)
+    latest = ckpt.latest_checkpoint(directory)
+    if latest is None:
+        return None
+    loaded, _ = ckpt.load_checkpoint(latest, template)
+    key_data = jax.random.key_data
+    if not np.array_equal(key_data(loaded["key"]), key_data(template["key"])):
+        raise ValueError(
+            f"{latest} was written by a run with a different key; pass the "
+            "same key to resume, or use an empty checkpoint_dir"
+        )
+    return (
+        loaded["theta"],
+        loaded["opt_state"],
+        loaded["estimator_state"],
+        int(loaded["step"]),
+        int(loaded["num_skipped"]),
+    )
+
+
+def _skip_reason(flags: dict) -> str:
+    if flags["all_dropped"]:
+        return "all_dropped"
+    return "nonfinite_gradient" if not flags["grad_finite"] else "nonfinite_update"
+
+
+def _metrics(diag, flags: dict) -> dict:
+    """Returns the estimator's JSON-ready metrics (non-finite numbers -> None)."""
+    return {
+        # No sample kept: the mean loss is undefined, not 0.
+        "loss": None if flags["all_dropped"] else _num(diag.loss),
+        "variance": {k: _num(v) for k, v in sorted(diag.variance.items())},
+        "weight": {k: _num(v) for k, v in sorted(diag.weight.items())},
+        "num_dropped": int(diag.num_dropped),
+        "num_samples": int(diag.num_samples),
+        "grad_norm": _num(flags["grad_norm"]),
+        "update_norm": _num(flags["update_norm"]),
+    }
 
 
 def _bundle(theta, opt_state, est_state, key, step: int, num_skipped: int) -> dict:
