@@ -1,10 +1,26 @@
 """Inner-problem task families for learned-optimizer training."""
 
 from tasks.problems.base import Batch, Params, Split, Task, TaskFamily
+from tasks.problems.class_data import ClassData, build_class_data, load_class_data
+from tasks.problems.class_pools import ClassPools, split_classes
+from tasks.problems.conv import ConvFamily
+from tasks.problems.conv6 import Conv6Family
+from tasks.problems.conv_net import ConvNetFamily, conv2d
+from tasks.problems.image_family import ImageBatch, ImageClassificationFamily, ImageTask
+from tasks.problems.mlp import ImageMLPFamily
 from tasks.problems.quadratic import QuadraticBatch, QuadraticFamily, QuadraticTask
 
 __all__ = [
     "Batch",
+    "ClassData",
+    "ClassPools",
+    "Conv6Family",
+    "ConvFamily",
+    "ConvNetFamily",
+    "ImageBatch",
+    "ImageClassificationFamily",
+    "ImageMLPFamily",
+    "ImageTask",
     "Params",
     "QuadraticBatch",
     "QuadraticFamily",
@@ -12,4 +28,8 @@ __all__ = [
     "Split",
     "Task",
     "TaskFamily",
+    "build_class_data",
+    "conv2d",
+    "load_class_data",
+    "split_classes",
 ]
