@@ -38,5 +38,7 @@ def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: not an IDX label file (magic {magic}, expected {_LABELS_MAGIC})")
     labels = np.frombuffer(raw[8:], dtype=np.uint8)
     if labels.size != n:
-        raise ValueError(f"{path}: truncated IDX label file ({labels.size} labels, header says {n})")
+        raise ValueError(
+            f"{path}: truncated IDX label file ({labels.size} labels, header says {n})"
+        )
     return labels.astype(np.int32)

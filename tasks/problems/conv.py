@@ -26,7 +26,8 @@ class ConvFamily(ConvNetFamily):
         k: classes per task, an int or ``(k_min, k_max)``; default ``resolve_k``
             (10 on ImageNet, 2 to 5 on the offline 6-class pool).
         channels, strides, kernel: the conv stack.
-        conv_impl: ``"lax"`` or ``"im2col"`` (see ``conv_net``; same numbers, different speed).
+        conv_impl: ``"lax"``, ``"im2col"`` or ``"unrolled"`` (see ``conv_net``: same numbers,
+            different speed; ``"unrolled"`` is the fastest for vmapped populations on CPU).
         batch_size, tint_range, valid_fraction, num_test_classes, data_dir, sources:
             as for ``ImageMLPFamily``.
     """

@@ -7,6 +7,8 @@ Two implementations of the same convolution (identical results):
 - ``"im2col"``: pad, take the ``kh * kw`` strided slices, concatenate them on the
   channel axis and multiply by the reshaped kernel. Under ``vmap`` this is a
   batched matrix product, and its backward pass is slices and pads only.
+- ``"unrolled"``: ``lax`` convolutions with a custom ``vmap`` rule that issues
+  one convolution per task (``conv_unrolled.py``); reverse-mode only.
 See docs/datasets.md ("Convolutions and populations") for the measured speeds.
 """
 
@@ -21,9 +23,10 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from tasks.problems.conv_unrolled import conv2d_unrolled
 from tasks.problems.image_family import ImageClassificationFamily, ImageTask, dense, normal_arrays
 
-ConvImpl = Literal["lax", "im2col"]
+ConvImpl = Literal["lax", "im2col", "unrolled"]
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -42,8 +45,10 @@ def conv2d(
         return lax.conv_general_dilated(
             x, w, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS
         )
+    if impl == "unrolled":
+        return conv2d_unrolled(x, w, stride)
     if impl != "im2col":
-        raise ValueError(f"unknown conv_impl {impl!r}; expected 'lax' or 'im2col'")
+        raise ValueError(f"unknown conv_impl {impl!r}; expected 'lax', 'im2col' or 'unrolled'")
     kh, kw, cin, cout = w.shape
     h, wd = x.shape[1:3]
     oh, ow = -(-h // stride), -(-wd // stride)
@@ -65,8 +70,8 @@ def check_architecture(channels: Sequence[int], strides: Sequence[int], kernel: 
         raise ValueError(
             f"channels, strides and kernel must be >= 1: {channels}, {strides}, {kernel}"
         )
-    if impl not in ("lax", "im2col"):
-        raise ValueError(f"unknown conv_impl {impl!r}; expected 'lax' or 'im2col'")
+    if impl not in ("lax", "im2col", "unrolled"):
+        raise ValueError(f"unknown conv_impl {impl!r}; expected 'lax', 'im2col' or 'unrolled'")
 
 
 class ConvNetFamily(ImageClassificationFamily):

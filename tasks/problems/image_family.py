@@ -171,6 +171,6 @@ def normal_arrays(key: PRNGKeyArray, shapes: Sequence[tuple[int, ...]]) -> list[
 
 
 def dense(w: Array, gain: float) -> dict[str, Array]:
-    """Returns ``{"w": w * sqrt(gain / fan_in), "b": zeros [fan_out]}`` for standard normal ``w``."""
+    """Returns ``{"w": w * sqrt(gain / fan_in), "b": zeros [fan_out]}`` for w ~ N(0, 1)."""
     fan_in, fan_out = w.shape
     return {"w": w * jnp.sqrt(gain / fan_in), "b": jnp.zeros((fan_out,))}
