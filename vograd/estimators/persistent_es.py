@@ -55,11 +55,8 @@ def pes_samples(
         return g, jnp.where(col(restarted), e, x + e)
 
     pairs = jax.tree.map(per_leaf, xi, eps)
-    is_pair = lambda p: isinstance(p, tuple)  # noqa: E731
-    return (
-        jax.tree.map(lambda p: p[0], pairs, is_leaf=is_pair),
-        jax.tree.map(lambda p: p[1], pairs, is_leaf=is_pair),
-    )
+    # Transpose by structure, not by "is a tuple": theta may hold tuples itself.
+    return jax.tree.transpose(jax.tree.structure(xi), jax.tree.structure((0, 0)), pairs)
 
 
 class PersistentES(Estimator):
@@ -122,6 +119,7 @@ class PersistentES(Estimator):
         """Returns the per-pair PES estimates (component ``"pes"``) and the next state."""
         size = config.resolve_window(self.window, self.chunk, system)
         length = config.check_length(length, size)
+        population.check_state(state, self.num_pairs)
         spec = population.WindowSpec(size, self.chunk, self.unroll, 0, False)
         k_noise, k_steps, k_restart = jax.random.split(population.as_key(key), 3)
         eps = sampling.draw_noise(k_noise, theta, self.num_pairs, self.sigma)

@@ -87,9 +87,8 @@ def inverse_variance_weights(
         return jnp.where(ok, p_rp / safe, 0.5), jnp.where(ok, p_es / safe, 0.5)
 
     pairs = jax.tree.map(weights, var_rp, var_es)
-    is_pair = lambda x: isinstance(x, tuple)  # noqa: E731
-    w_rp = jax.tree.map(lambda p: p[0], pairs, is_leaf=is_pair)
-    w_es = jax.tree.map(lambda p: p[1], pairs, is_leaf=is_pair)
+    # Transpose by structure, not by "is a tuple": theta may hold tuples itself.
+    w_rp, w_es = jax.tree.transpose(jax.tree.structure(var_rp), jax.tree.structure((0, 0)), pairs)
     return w_rp, w_es
 
 
