@@ -213,6 +213,22 @@ def replay_burn_in(
     return jax.vmap(one, axis_name=POPULATION)(replay.start, replay.key)
 
 
+def check_state(state: Any, num: int) -> None:
+    """Raises a ValueError unless ``state`` holds particles for ``num`` samples."""
+    particles = getattr(state, "particles", None)
+    if particles is None:
+        raise ValueError(
+            "this truncated estimator needs the state returned by its init(); got "
+            f"{type(state).__name__}"
+        )
+    sizes = {x.shape[0] for x in jax.tree.leaves(particles)}
+    if sizes != {num}:
+        raise ValueError(
+            f"estimator state holds {sorted(sizes)} particles but the estimator has {num} "
+            "samples; was it created by another estimator configuration?"
+        )
+
+
 def where_kept(keep: Bool[Array, " P"], kept: Tree, other: Tree) -> Tree:
     """Returns ``kept`` where ``keep`` and ``other`` elsewhere, per leading index."""
     return jax.tree.map(

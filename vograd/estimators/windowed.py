@@ -156,6 +156,7 @@ class WindowedEstimator(Estimator):
         keys = sampling.repeat_pairs(draw_keys) if b == 2 else draw_keys
         particles = None
         if not spec.fresh:
+            population.check_state(state, num)
             particles = population.replay_burn_in(system, theta, state, spec)
             if b == 2:
                 particles = sampling.repeat_pairs(particles)
