@@ -1,0 +1,112 @@
+"""Recipes: paper facts in the configs, ablation switches, a few outer steps of each demo, eval."""
+
+import json
+from dataclasses import replace
+
+import jax
+import numpy as np
+import pytest
+
+from recipes import ablations, config, evaluate_run, metz2019, registry, run
+from recipes.cli import main
+from recipes.config import Evaluation, Truncation
+from vograd.estimators import EvolutionStrategies, Merged, PersistentES, Reparameterization, TruncatedBackprop
+from vograd.schedules import Constant, LinearCurriculum
+
+
+def test_metz2019_paper_preset_matches_the_paper():
+    c = metz2019.PRESETS["paper"]
+    assert (c.sigma, c.outer_lr, c.outer_b1, c.clip_value) == (0.01, 1e-5, 0.5, 0.1)
+    assert (c.horizon, 2 * c.num_pairs, c.estimator, c.weighting) == (10_000, 128, "merged", "per_element")
+    s = c.truncation.schedule()
+    assert isinstance(s, LinearCurriculum)
+    assert (s.start, s.end, s.num_steps, s.jitter) == (50, 10_000, 5_000, 0.2)
+    est = metz2019.estimator(c)
+    assert isinstance(est, Merged) and est.window == 10_000  # capped at the horizon
+
+
+def test_ablations_change_the_estimator_and_the_features():
+    base = metz2019.PRESETS["demo"]
+    kinds = {"full": Merged, "grad_only": Reparameterization, "es_only": EvolutionStrategies}
+    for name, cls in kinds.items():
+        assert type(metz2019.estimator(metz2019.ablation(base, name))) is cls
+    widths = {n: metz2019.learned_optimizer(metz2019.ablation(base, n)).num_features
+              for n in ("full", "no_momentum", "no_time")}
+    # g and w, 5 momenta, 9 time features; each ablation removes its group.
+    assert widths == {"full": 16, "no_momentum": 11, "no_time": 7}
+    total = sum(min(base.truncation.start + (base.truncation.end - base.truncation.start)
+                    * min(s / base.truncation.num_steps, 1), base.horizon)
+                for s in range(base.outer_steps))
+    for w in (10, 100):
+        c = metz2019.ablation(base, f"trunc{w}")
+        assert isinstance(c.truncation.schedule(), Constant) and c.truncation.fixed == w
+        # Same inner-step budget as the curriculum, up to one window of rounding.
+        assert abs(c.outer_steps * w - total) < w
+    with pytest.raises(KeyError, match="unknown ablation"):
+        metz2019.ablation(base, "nope")
+
+
+def test_configs_round_trip_through_json():
+    for name in registry.names():
+        module = registry.get(name)
+        for preset in module.PRESETS.values():
+            data = json.loads(json.dumps(config.to_dict(preset)))
+            assert config.from_dict(module.CONFIG, data) == preset
+    with pytest.raises(ValueError, match="unknown config keys"):
+        config.from_dict(metz2019.Metz2019, {"sigmaa": 1.0})
+
+
+def _tiny(cfg):
+    return replace(cfg, outer_steps=2, checkpoint_every=1, truncation=Truncation(fixed=4))
+
+
+@pytest.mark.parametrize("name", ["metz2019", "andrychowicz2016", "metz2020"])
+def test_demo_recipe_trains_and_resumes(name, tmp_path):
+    cfg = _tiny(registry.preset(name, "demo"))
+    result = run.train(name, cfg, tmp_path, seed=0, preset="demo", progress=False)
+    rows = run.read_metrics(tmp_path)
+    assert result.step == 2 and [r["step"] for r in rows] == [0, 1]
+    assert all(np.isfinite(r["loss"]) and r["num_dropped"] == 0 for r in rows)
+    lopt, theta = run.load_theta(tmp_path)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(theta))
+    # Running the same command again resumes from the last checkpoint: no new steps.
+    again = run.train(name, cfg, tmp_path, seed=0, preset="demo", progress=False)
+    assert again.resumed_from == 2 and len(run.read_metrics(tmp_path)) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again.theta), jax.tree.leaves(result.theta)))
+    # A different config in the same directory is refused rather than mixed in.
+    with pytest.raises(ValueError, match="different configuration"):
+        run.train(name, replace(cfg, outer_steps=3), tmp_path, seed=0, preset="demo", progress=False)
+
+
+def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
+    cfg = replace(
+        _tiny(registry.preset("andrychowicz2016", "demo")),
+        evaluation=Evaluation(num_tasks=3, num_seeds=2, inner_steps=20, eval_every=10,
+                              eval_batches=1, lr_grid=4, random_search=3, generalization=False),
+    )
+    run.train("andrychowicz2016", cfg, tmp_path, progress=False)
+    md = evaluate_run.evaluate(tmp_path, progress=False)
+    for name in ("learned", "adam", "rmsprop", "sgd_momentum", "adam_reg_decay"):
+        assert f"| {name} |" in md
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert np.asarray(results["curves"]["adam"]["train"]).shape == (3, 2, 2)  # tasks, seeds, evals
+    assert (tmp_path / "eval" / "curves.png").stat().st_size > 0
+
+
+def test_ablation_study_scores_each_run(tmp_path):
+    scores = ablations.run_study("metz2019", "demo", tmp_path, seeds=1, only=["no_time"],
+                                 progress=False, overrides=lambda c: replace(_tiny(c), horizon=20))
+    assert list(scores) == ["no_time"] and np.isfinite(scores["no_time"][0])
+    assert (tmp_path / "ablations.png").stat().st_size > 0
+
+
+def test_cli_lists_recipes_and_rejects_bad_names(tmp_path, capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert all(n in out for n in ("metz2019", "andrychowicz2016", "metz2020", "grad_only"))
+    assert main(["train", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown recipe 'nope'" in capsys.readouterr().err
+    assert main(["train", "metz2019", "--preset", "huge", "--out", str(tmp_path)]) == 2
+    assert "no preset 'huge'" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
