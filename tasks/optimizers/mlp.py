@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -11,6 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from tasks.optimizers.base import LearnedOptimizer, Params, Updates
 from tasks.optimizers.features import (
+    RMS_EPS,
     feature_rows,
     rms_scale,
     time_features,
@@ -72,6 +74,7 @@ class MLPOptimizer(LearnedOptimizer):
     exp_mult: float = eqx.field(static=True, default=0.001)
     use_momentum: bool = eqx.field(static=True, default=True)
     use_time: bool = eqx.field(static=True, default=True)
+    fused_forward: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if self.hidden < 1:
@@ -141,22 +144,74 @@ class MLPOptimizer(LearnedOptimizer):
         def leaf_update(g: Array, w: Array, m: Array) -> Array:
             if g.size == 0:
                 return jnp.zeros_like(g)
-            x = feature_rows(g, w, m)  # [fp, n]
             # Normalisation folded into the weights: (W1 / rms).T @ x == W1.T @ (x / rms).
-            w1_scaled = w1 * rms_scale(x)[:, None].astype(w1.dtype)
-            out = self._mlp(w1_scaled, b1, theta, x.astype(w1.dtype))
+            if self.fused_forward:
+                rows = (g, w) + tuple(m[k] for k in range(m.shape[0]))
+                inv_rms = jnp.stack([jax.lax.rsqrt(RMS_EPS + jnp.mean(jnp.square(r))) for r in rows])
+                w1_scaled = w1 * inv_rms[:, None].astype(w1.dtype)
+                out = _mlp_fused(
+                    w1_scaled, b1, theta.w2, theta.b2, rows, self.step_mult, self.exp_mult
+                )
+            else:
+                x = feature_rows(g, w, m)  # [fp, n]
+                w1_scaled = w1 * rms_scale(x)[:, None].astype(w1.dtype)
+                out = _mlp_dense(
+                    w1_scaled, b1, theta.w2, theta.b2, x, self.step_mult, self.exp_mult
+                )
             return out.reshape(g.shape).astype(g.dtype)
 
         updates = jax.tree.map(leaf_update, grads, params, momenta)
         return updates, MLPOptState(momenta=momenta, step=state.step + 1)
 
-    def _mlp(
-        self, w1: Float[Array, "f H"], b1: Float[Array, " H"], theta: MLPTheta, x: Float[Array, "f n"]
-    ) -> Float[Array, " n"]:
-        """Returns ``-step_mult * d * exp(exp_mult * m)`` for each column of ``x``."""
-        hidden = jax.nn.relu(w1.T @ x + b1[:, None])  # [H, n]
-        out = theta.w2.T @ hidden + theta.b2[:, None]  # [2, n]
-        return -self.step_mult * out[0] * jnp.exp(self.exp_mult * out[1])
+
+def _mlp_dense(w1, b1, w2, b2, x: Float[Array, "f n"], step_mult, exp_mult) -> Float[Array, " n"]:
+    """Returns ``-step_mult * d * exp(exp_mult * m)`` per column of ``x``, as two dense products."""
+    hidden = jax.nn.relu(w1.T @ x + b1[:, None])  # [H, n]
+    out = w2.T @ hidden + b2[:, None]  # [2, n]
+    return -step_mult * out[0] * jnp.exp(exp_mult * out[1])
+
+
+def _mlp_elementwise(w1, b1, w2, b2, rows: tuple[Array, ...], step_mult, exp_mult) -> Array:
+    """Returns the same as `_mlp_dense` for inputs given as separate rows, written as
+    ``H * (F + 2)`` scalar multiply-adds that XLA fuses into ONE loop: the hidden
+    layer stays in registers instead of an ``[H, n]`` array in memory."""
+    d, m = b2[0], b2[1]
+    for j in range(w1.shape[1]):
+        pre = b1[j]
+        for i, r in enumerate(rows):
+            pre = pre + r * w1[i, j]
+        h = jnp.maximum(pre, 0.0)
+        d = d + h * w2[j, 0]
+        m = m + h * w2[j, 1]
+    return -step_mult * d * jnp.exp(exp_mult * m)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _mlp_fused(w1, b1, w2, b2, rows, step_mult, exp_mult):
+    """Returns `_mlp_elementwise` (fast forward); its gradient recomputes the dense form."""
+    return _mlp_elementwise(w1, b1, w2, b2, rows, step_mult, exp_mult)
+
+
+def _mlp_fused_fwd(w1, b1, w2, b2, rows, step_mult, exp_mult):
+    out = _mlp_elementwise(w1, b1, w2, b2, rows, step_mult, exp_mult)
+    return out, (w1, b1, w2, b2, rows)
+
+
+def _mlp_fused_bwd(step_mult, exp_mult, residuals, cotangent):
+    # Reverse mode through the unrolled scalar form would be thousands of tiny
+    # ops (slow to compile and to run); the dense form's VJP is a few products.
+    w1, b1, w2, b2, rows = residuals
+    shape = jnp.shape(rows[0])
+    x = jnp.stack([jnp.reshape(r, (-1,)) for r in rows])
+    _, vjp = jax.vjp(
+        lambda w1, b1, w2, b2, x: _mlp_dense(w1, b1, w2, b2, x, step_mult, exp_mult),
+        w1, b1, w2, b2, x,
+    )
+    dw1, db1, dw2, db2, dx = vjp(jnp.reshape(cotangent, (-1,)))
+    return dw1, db1, dw2, db2, tuple(jnp.reshape(dx[i], shape) for i in range(len(rows)))
+
+
+_mlp_fused.defvjp(_mlp_fused_fwd, _mlp_fused_bwd)
 
 
 __all__ = ["METZ_DECAYS", "METZ_TAUS", "MLPOptState", "MLPOptimizer", "MLPTheta"]
