@@ -180,7 +180,7 @@ def plot_truncation(
     """Draws Fig. 3: the full-episode loss ``loss(theta)`` and theta along each run."""
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in runs:
-        style = "--" if "PersistentES" in run.label else "-"
+        style = "--" if "PersistentES" in run.label else "-." if "Evolution" in run.label else "-"
         ax[0].plot(run.inner_steps, loss(run.thetas), style, lw=1.2, label=run.label)
         ax[1].plot(run.inner_steps, run.thetas, style, lw=1.2, label=run.label)
     ax[0].axhline(loss(np.array([theta_star]))[0], color="k", lw=0.8, ls=":",
@@ -221,8 +221,8 @@ def plot_variance(path: Path, sweeps: dict[str, list[SweepPoint]], group: int) -
         ax[1, j].plot(T, [p.weight_rp for p in points], "o-", color="tab:green")
         ax[1, j].set(ylim=(-0.03, 1.03), xlabel="horizon T",
                      ylabel=f"merged weight on g_rp ({group} pairs)")
-    fig.suptitle("Fig. 4 (toy): the variance of g_rp grows with T;\nthe merge moves its "
-                 "weight to g_es", fontsize=11)
+    fig.suptitle("Fig. 4 (toy): total variance of g_rp and g_es against the horizon T,\n"
+                 "and the weight the merged estimator gives g_rp", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

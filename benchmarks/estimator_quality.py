@@ -11,10 +11,11 @@ reports on, and calls it repeatedly with fresh keys. The same calls give
   single-component estimators; for `vograd.Merged`, whose estimate is not a
   mean of per-sample values, ``S`` times the total variance of the repeated
   estimates (its per-sample equivalent);
-- the wall time per estimate: the fastest of the calls after the first
-  (which compiles), each timed to ``block_until_ready``. The minimum, as
-  ``timeit`` advises: the machine is shared, and slower calls measure other
-  processes rather than the estimator.
+- the time per estimate, over the calls after the first (which compiles),
+  each timed to ``block_until_ready``: the fastest wall time (as ``timeit``
+  advises: on a shared machine slower calls measure other processes), and
+  the median CPU time of the process (all threads, Python dispatch
+  included), which other processes inflate far less than wall time.
 
 `smoothed_sweep` is the cheap companion for many horizons at once: one
 compilation of ``Merged.per_sample`` at the largest horizon, run with the
@@ -80,6 +81,7 @@ class Row:
     variance: float  # total variance per sample
     weight_rp: float | None  # mean merge weight of g_rp (Merged only)
     seconds: float  # wall time of one estimate (fastest call)
+    cpu_seconds: float  # CPU time of one estimate (median call)
     dropped: int  # samples dropped (non-finite) over all calls
 
     @property
@@ -118,15 +120,16 @@ class Row:
             "reference_method": self.reference.method,
             "cosine": self.cosine, "error": self.error, "error_se": self.error_se,
             "relative_error": self.relative_error, "variance": self.variance,
-            "weight_rp": self.weight_rp, "seconds": self.seconds, "dropped": self.dropped,
+            "weight_rp": self.weight_rp, "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds, "dropped": self.dropped,
         }
 
 
 def _timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
     jax.block_until_ready(out)
-    return out, time.perf_counter() - t0
+    return out, (time.perf_counter() - t0, time.process_time() - c0)
 
 
 def estimator_name(estimator: vograd.Estimator) -> str:
@@ -175,11 +178,14 @@ def measure(
     fn = eqx.filter_jit(estimator.estimate)
     _timed(fn, system, theta, state, jax.random.fold_in(k_calls, 10**9))  # compile; discarded
 
-    grads, variances, weights, seconds, dropped = [], [], [], [], 0
+    grads, variances, weights, seconds, cpu, dropped = [], [], [], [], [], 0
     comp = None
     for i in range(episodes * windows):
-        (g, state, diag), dt = _timed(fn, system, theta, state, jax.random.fold_in(k_calls, i))
+        (g, state, diag), (dt, dc) = _timed(
+            fn, system, theta, state, jax.random.fold_in(k_calls, i)
+        )
         seconds.append(dt)
+        cpu.append(dc)
         grads.append(flat(g))
         diag = jax.device_get(diag)
         dropped += int(diag.num_dropped)
@@ -213,6 +219,7 @@ def measure(
         variance=variance,
         weight_rp=float(np.mean(weights)) if weights else None,
         seconds=float(np.min(seconds)),
+        cpu_seconds=float(np.median(cpu)),
         dropped=dropped,
     )
 
