@@ -65,6 +65,11 @@ class MLPOptimizer(LearnedOptimizer):
     the first-layer weights (``W1[i] / rms_i``) and the time features into its bias
     (they are the same for every parameter), so no ``[F + T, n]`` input matrix is
     ever built; the time features cost nothing per parameter.
+
+    ``fused_forward=True``: the same function as one fused elementwise loop per
+    tensor (the ``[H, n]`` hidden layer never reaches memory), about 1.5x faster
+    on CPU but about 3x slower to compile; its gradient (a custom VJP) uses the
+    dense form. No forward-mode derivative through it.
     """
 
     decays: tuple[float, ...] = eqx.field(static=True, default=METZ_DECAYS)
