@@ -33,7 +33,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
 
 import vograd
 from vograd.estimators.reduce import Samples, merged_estimate
@@ -269,8 +268,9 @@ class SweepPoint:
         return Reference(grad, 1.0 / np.sqrt(p_rp + p_es), "")
 
 
-def _group_weights(rp: Float[Array, "N d"], es: Float[Array, "N d"], group: int) -> float:
-    # The weight Merged would use on each group of `group` pairs.
+def _group_weights(rp: np.ndarray, es: np.ndarray, group: int) -> float:
+    """Returns Merged's mean weight on g_rp over estimates of ``group`` pairs each,
+    the ``[N, d]`` samples split into consecutive groups (the remainder unused)."""
     n = (rp.shape[0] // group) * group
     if n < group:
         return float("nan")

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -253,7 +254,9 @@ def main(out_dir: str | os.PathLike | None = None, quick: bool = False) -> str:
     key = jax.random.key(2019)
 
     def log(msg: str) -> None:
-        print(f"[bench estimators {time.perf_counter() - t_start:6.1f}s cpu {time.process_time():6.1f}s] {msg}", flush=True)
+        # Progress on stderr: stdout carries only the report (the CLI prints it).
+        print(f"[bench estimators {time.perf_counter() - t_start:6.1f}s, "
+              f"cpu {time.process_time():6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     with jax.enable_x64(True):
         log("Fig. 4 sweeps")
