@@ -71,8 +71,8 @@ PRESETS: dict[str, Metz2019] = {
         problem=Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=64),
         horizon=200,
         num_pairs=4,
-        truncation=Truncation(start=10, end=50, num_steps=150, jitter=0.2),
-        outer_steps=200,
+        truncation=Truncation(start=10, end=30, num_steps=80, jitter=0.2),
+        outer_steps=100,
         outer_lr=3e-3,
         checkpoint_every=25,
         evaluation=Evaluation(

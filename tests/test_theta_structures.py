@@ -54,3 +54,16 @@ def test_gradient_has_theta_structure(estimator):
     assert jax.tree.structure(grad) == jax.tree.structure(theta)
     assert all(g.shape == t.shape for g, t in zip(jax.tree.leaves(grad), jax.tree.leaves(theta)))
     assert int(diag.num_dropped) == 0
+
+
+def test_train_rejects_a_theta_of_another_structure():
+    import optax
+
+    system = TupleTheta()
+    est = TruncatedBackprop(num_particles=2, window=3)
+    with pytest.raises(ValueError, match=r"got \(3,\) float32, expected \(2,\) float32"):
+        vograd.train(system, est, optax.sgd(0.1), 1, jax.random.key(0), progress=False,
+                     theta=(jnp.zeros(3), (jnp.array(0.3), {"c": jnp.zeros((2,))})))
+    with pytest.raises(ValueError, match="got structure"):
+        vograd.train(system, est, optax.sgd(0.1), 1, jax.random.key(0), progress=False,
+                     theta=jnp.zeros(2))

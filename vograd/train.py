@@ -84,6 +84,25 @@ def _outer_step(system, estimator, optimizer, theta, opt_state, est_state, key, 
     return theta, opt_state, new_est_state, diag, flags
 
 
+def check_theta(theta: Theta, expected: Any) -> None:
+    """Raises a ValueError naming the first mismatches between ``theta`` and the
+    structure, shapes and dtypes ``expected`` (e.g. ``jax.eval_shape(system.init_theta, key)``)."""
+    got_def, want_def = jax.tree.structure(theta), jax.tree.structure(expected)
+    if got_def != want_def:
+        raise ValueError(
+            f"theta does not match the system's outer parameters: got structure {got_def}, "
+            f"expected {want_def}"
+        )
+    bad = [
+        f"{jax.tree_util.keystr(path)}: got {jnp.shape(a)} {jnp.result_type(a)}, "
+        f"expected {b.shape} {b.dtype}"
+        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(theta), jax.tree.leaves(expected))
+        if jnp.shape(a) != b.shape or jnp.result_type(a) != b.dtype
+    ]
+    if bad:
+        raise ValueError("theta does not match the system's outer parameters: " + "; ".join(bad[:4]))
+
+
 def _strong(tree: Any) -> Any:
     """Returns ``tree`` with weakly typed arrays made strong.
 
@@ -227,6 +246,8 @@ def train(
     k_theta, k_est = jax.random.split(k_init)
     if theta is None:
         theta = system.init_theta(k_theta)
+    else:
+        check_theta(theta, jax.eval_shape(system.init_theta, k_theta))
     theta = _strong(theta)
     opt_state = _strong(optimizer.init(theta))
     est_state = _strong(estimator.init(system, theta, k_est))
