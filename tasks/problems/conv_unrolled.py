@@ -25,6 +25,8 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
 
+from tasks.problems.conv_canonical import kernel_gradient
+
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -38,8 +40,9 @@ def _conv_dx(g, w, stride, x_shape):
 
 
 def _conv_dw(x, g, stride, w_shape):
-    w_struct = jax.ShapeDtypeStruct(w_shape, g.dtype)
-    return jax.linear_transpose(lambda w: _conv(x, w, stride), w_struct)(g)[0]
+    # A canonical convolution: XLA:CPU runs the linear_transpose form as a naive
+    # loop nest inside rolled scans (see conv_canonical.py).
+    return kernel_gradient(x, g, stride, w_shape)
 
 
 def _unrolled_rule(fn, weight_args):
