@@ -37,7 +37,8 @@ $(DATA_STAMP): | $(STAMP)
 data: $(DATA_STAMP)
 
 test: $(STAMP) $(DATA_STAMP)
-	$(PY) -m pytest tests
+	# Two workers: the suite is dominated by single-threaded XLA compiles.
+	$(PY) -m pytest tests -n 2
 
 demo: $(STAMP) $(DATA_STAMP)
 	$(VENV)/bin/vograd train metz2019 --preset demo --out $(OUT)

@@ -82,11 +82,14 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
     cfg = replace(
         _tiny(registry.preset("andrychowicz2016", "demo")),
         evaluation=Evaluation(num_tasks=3, num_seeds=2, inner_steps=20, eval_every=10,
-                              eval_batches=1, lr_grid=4, random_search=3, generalization=False),
+                              eval_batches=1, baselines=("adam",), lr_grid=4, random_search=3,
+                              generalization=False),
     )
     run.train("andrychowicz2016", cfg, tmp_path, progress=False)
     md = evaluate_run.evaluate(tmp_path, progress=False)
-    for name in ("learned", "adam", "rmsprop", "sgd_momentum", "adam_reg_decay"):
+    # RMSProp and SGD+momentum go through the same code as Adam (tests/test_evaluation.py
+    # covers the tuning itself); Adam+Reg+Decay exercises the random search.
+    for name in ("learned", "adam", "adam_reg_decay"):
         assert f"| {name} |" in md
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert np.asarray(results["curves"]["adam"]["train"]).shape == (3, 2, 2)  # tasks, seeds, evals
