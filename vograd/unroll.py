@@ -97,8 +97,8 @@ def unroll(
     length = jnp.asarray(num_steps if length is None else length, dtype=jnp.int32)
     loss_dtype = jnp.result_type(float)
 
-    def one_step(p: Particle, i: Int[Array, ""]):
-        k_reset, k_step = step_key(key, i)
+    def one_step(p: Particle, xs):
+        i, k_reset, k_step = xs
         done = p.t >= system.horizon
         if population_axis is None:
             any_done = done
@@ -114,15 +114,19 @@ def unroll(
         out = (jnp.asarray(loss, loss_dtype), jnp.asarray(True), done)
         return Particle(state, p.t + 1), out
 
-    def skip_step(p: Particle, i: Int[Array, ""]):
-        del i
+    def skip_step(p: Particle, xs):
+        del xs
         return p, (jnp.zeros((), loss_dtype), jnp.asarray(False), jnp.asarray(False))
 
-    def masked_step(p: Particle, i: Int[Array, ""]):
-        return jax.lax.cond(i < length, one_step, skip_step, p, i)
+    def masked_step(p: Particle, xs):
+        return jax.lax.cond(xs[0] < length, one_step, skip_step, p, xs)
 
     def run_chunk(p: Particle, c: Int[Array, ""]):
-        return jax.lax.scan(masked_step, p, c * chunk + jnp.arange(chunk), unroll=unroll)
+        i = c * chunk + jnp.arange(chunk)
+        # The chunk's keys in one vectorized draw rather than two PRNG calls per
+        # step inside the loop (on CPU each call is a small loop of its own).
+        k_reset, k_step = jax.vmap(step_key, in_axes=(None, 0))(key, i)
+        return jax.lax.scan(masked_step, p, (i, k_reset, k_step), unroll=unroll)
 
     num_chunks = num_steps // chunk
     if num_chunks == 1:
