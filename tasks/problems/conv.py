@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import equinox as eqx
 
 from tasks.problems.class_data import ClassData
-from tasks.problems.conv_net import ConvImpl, ConvNetFamily, check_architecture
-from tasks.problems.image_family import as_class_data, check_range, resolve_k
+from tasks.problems.conv_net import ConvImpl, ConvNetFamily
 
 
 class ConvFamily(ConvNetFamily):
@@ -58,21 +57,9 @@ class ConvFamily(ConvNetFamily):
         data_dir: str | None = None,
         sources: Sequence[str] | None = None,
     ):
-        check_architecture(channels, strides, kernel, conv_impl)
-        self.data = as_class_data(
-            dataset,
-            classes,
-            num_test_classes=num_test_classes,
-            valid_fraction=valid_fraction,
-            data_dir=data_dir,
-            sources=sources,
+        self._setup(
+            dataset, classes, k=k, channels=channels, strides=strides, kernel=kernel,
+            conv_impl=conv_impl, batch_size=batch_size, tint_range=tint_range,
+            valid_fraction=valid_fraction, num_test_classes=num_test_classes,
+            data_dir=data_dir, sources=sources,
         )
-        self.k_range = resolve_k(k, self.data.pool_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size = int(batch_size)
-        self.tint_range = check_range("tint_range", tint_range)
-        self.channels = tuple(int(c) for c in channels)
-        self.strides = tuple(int(s) for s in strides)
-        self.kernel = int(kernel)
-        self.conv_impl = conv_impl

@@ -26,7 +26,15 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from tasks.problems.conv_canonical import conv2d_same
 from tasks.problems.conv_unrolled import conv2d_unrolled
-from tasks.problems.image_family import ImageClassificationFamily, ImageTask, dense, normal_arrays
+from tasks.problems.image_family import (
+    ImageClassificationFamily,
+    ImageTask,
+    as_class_data,
+    check_range,
+    dense,
+    normal_arrays,
+    resolve_k,
+)
 
 ConvImpl = Literal["lax", "im2col", "unrolled"]
 
@@ -85,6 +93,28 @@ class ConvNetFamily(ImageClassificationFamily):
     strides: eqx.AbstractVar[tuple[int, ...]]
     kernel: eqx.AbstractVar[int]
     conv_impl: eqx.AbstractVar[str]
+
+    def _setup(self, dataset, classes, *, k, channels, strides, kernel, conv_impl, batch_size,
+               tint_range, valid_fraction, num_test_classes, data_dir, sources) -> None:
+        """Checks and sets the fields shared by every conv family (called from ``__init__``)."""
+        check_architecture(channels, strides, kernel, conv_impl)
+        self.data = as_class_data(
+            dataset,
+            classes,
+            num_test_classes=num_test_classes,
+            valid_fraction=valid_fraction,
+            data_dir=data_dir,
+            sources=sources,
+        )
+        self.k_range = resolve_k(k, self.data.pool_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.tint_range = check_range("tint_range", tint_range)
+        self.channels = tuple(int(c) for c in channels)
+        self.strides = tuple(int(s) for s in strides)
+        self.kernel = int(kernel)
+        self.conv_impl = conv_impl
 
     def init_params(self, task: ImageTask, key: PRNGKeyArray) -> dict:
         """Returns fresh parameters (shapes in the class docstring)."""
