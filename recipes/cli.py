@@ -3,6 +3,7 @@
     vograd recipes
     vograd train RECIPE --preset P --out DIR [--seed S] [--ablation NAME]
     vograd eval DIR
+    vograd export DIR NAME [--dest DIR]
     vograd ablations RECIPE --preset P --out DIR [--seeds N] [--only a,b]
     vograd bench estimators [--out DIR] [--quick]
     vograd bench speed [--out DIR] [--quick]
@@ -56,6 +57,13 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from recipes import run
+
+    print(f"wrote {run.export(args.dir, args.name, args.dest)}")
+    return 0
+
+
 def _cmd_ablations(args) -> int:
     from recipes import ablations
 
@@ -94,6 +102,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("dir")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(fn=_cmd_eval)
+
+    x = sub.add_parser("export", help="ship a trained run's weights as tasks.pretrained NAME")
+    x.add_argument("dir")
+    x.add_argument("name")
+    x.add_argument("--dest", default=None, help="directory (default: the tasks/pretrained package)")
+    x.set_defaults(fn=_cmd_export)
 
     a = sub.add_parser("ablations", help="train every ablation over several seeds (Figure 8)")
     a.add_argument("recipe")

@@ -68,6 +68,7 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
         checkpoint_dir=out / "checkpoints",
         checkpoint_every=config.checkpoint_every,
         log=out / "metrics.jsonl",
+        min_bucket=config.truncation.min_bucket,
         progress=progress,
     )
     checkpoint.save_checkpoint(
@@ -88,6 +89,31 @@ def load_theta(out_dir: str | os.PathLike):
         raise FileNotFoundError(f"{path} not found: train the run first (vograd train ...)")
     theta, _ = checkpoint.load_checkpoint(path, template)
     return lopt, theta
+
+
+def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None) -> Path:
+    """Returns the file written: a trained run's theta as ``tasks.pretrained`` entry ``name``.
+
+    The header records the optimizer spec and how the weights were made:
+    recipe, preset, seed, outer steps, the full config and the command.
+    """
+    from tasks import pretrained
+
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"invalid pretrained name {name!r}")
+    _, config, record = read_run(out_dir)
+    lopt, theta = load_theta(out_dir)
+    step = checkpoint.read_header(Path(out_dir) / "theta.ckpt")["step"]
+    preset = f" --preset {record['preset']}" if record.get("preset") else ""
+    metadata = {
+        "recipe": record["recipe"], "preset": record.get("preset"), "seed": record["seed"],
+        "outer_steps": step, "config": record["config"],
+        "command": f"vograd train {record['recipe']}{preset} --seed {record['seed']} --out RUN_DIR",
+    }
+    directory = Path(dest) if dest is not None else pretrained.DIRECTORY
+    directory.mkdir(parents=True, exist_ok=True)
+    return pretrained.save(directory / f"{name}{pretrained.SUFFIX}", lopt, theta, step=step,
+                           metadata=metadata)
 
 
 def read_metrics(out_dir: str | os.PathLike) -> list[dict]:

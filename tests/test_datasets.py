@@ -147,3 +147,16 @@ def test_tfds_prepared_dataset_is_read_without_tensorflow(tmp_path):
         want = sorted((img.tobytes(), i % 10) for i, img in enumerate(images))
         assert got == want
     assert "tensorflow" not in sys.modules
+
+
+def test_downsample_average_pools_blocks_and_checks_the_factor():
+    ds = datasets.load("fashion_mnist", "test", sources=["subset"])
+    small = ds.downsample(2)
+    _check(small, (14, 14, 1), len(ds))
+    np.testing.assert_array_equal(small.labels, ds.labels)
+    block = ds.images[7, 10:12, 4:6, 0].astype(np.float64)
+    assert small.images[7, 5, 2, 0] == np.rint(block.mean())
+    assert "average-pooled 2x2" in small.source
+    assert ds.downsample(1) is ds
+    with pytest.raises(ValueError, match="divide the image size 28x28"):
+        ds.downsample(3)

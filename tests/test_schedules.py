@@ -72,6 +72,15 @@ def test_bucket_is_capped_at_the_horizon_when_the_window_fits():
     assert vograd.bucket(999, chunk=64, maximum=1_000) == 1_024
 
 
+def test_bucket_minimum_merges_short_windows_into_one_size():
+    assert [vograd.bucket(w, minimum=32) for w in (1, 5, 17, 32)] == [32, 32, 32, 32]
+    assert vograd.bucket(33, minimum=32) == 64  # longer windows still grow
+    assert vograd.bucket(3, chunk=8, minimum=20) == 32  # a multiple of the chunk
+    assert vograd.bucket(5, minimum=300, maximum=200) == 200  # the cap still applies
+    with pytest.raises(ValueError, match="minimum"):
+        vograd.bucket(5, minimum=0)
+
+
 def test_curriculum_compiles_only_a_few_buckets():
     s = vograd.LinearCurriculum()  # 50 -> 10,000 over 5,000 steps, jitter 0.2
     keys = jax.random.split(jax.random.key(2), 5_000)

@@ -40,7 +40,10 @@ def clip_to_episode(window: int, steps_left: int | None) -> int:
     return max(1, min(window, int(steps_left)))
 
 
-def bucket(window: int, *, chunk: int | None = None, maximum: int | None = None) -> int:
+def bucket(
+    window: int, *, chunk: int | None = None, maximum: int | None = None,
+    minimum: int | None = None,
+) -> int:
     """Returns the compiled window size for ``window``: ``chunk * 2^k``, the
     smallest such size >= ``window``, capped at ``maximum``.
 
@@ -50,12 +53,17 @@ def bucket(window: int, *, chunk: int | None = None, maximum: int | None = None)
     the padding slots are skipped at run time (a real ``lax.cond``).
     ``maximum`` (e.g. the episode horizon, which estimators do not let a window
     exceed) caps the bucket at its largest multiple of ``chunk``, when that
-    still holds ``window``.
+    still holds ``window``. ``minimum``: no bucket below ``bucket(minimum)``, so
+    short windows (a curriculum's start, the ends of episodes) share one
+    compilation; each costs ~20 s on a CPU for a learned optimizer, more than
+    running a short window padded.
     """
     _check_int("window", window, 1)
     chunk = 1 if chunk is None else chunk
     _check_int("chunk", chunk, 1)
-    num_chunks = -(-window // chunk)
+    if minimum is not None:
+        _check_int("minimum", minimum, 1)
+    num_chunks = -(-max(window, minimum or 1) // chunk)
     size = chunk * (1 << (num_chunks - 1).bit_length())
     if maximum is not None:
         _check_int("maximum", maximum, 1)

@@ -208,6 +208,7 @@ def train(
     log: str | os.PathLike | Callable[[dict], Any] | None = None,
     theta: Theta | None = None,
     clip_to_episode: bool = True,
+    min_bucket: int | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Returns the state after ``num_steps`` outer updates of ``theta``.
@@ -237,7 +238,9 @@ def train(
     in the episode (`steps_left`: the minimum over the estimator state's
     ``particles``) to the schedule; meaningful when the population's episodes
     are in step, while a staggered population would clip every window to
-    about ``horizon / num_particles``, so turn it off there.
+    about ``horizon / num_particles``, so turn it off there. ``min_bucket``:
+    the smallest compiled window (`vograd.schedules.bucket`'s ``minimum``):
+    fewer compilations, shorter windows run padded.
     ``progress``: a tqdm bar on a terminal.
     """
     _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every)
@@ -296,7 +299,7 @@ def train(
             else:
                 # Estimators refuse windows longer than an episode.
                 window = min(schedule.window(step, k_sched, left), horizon)
-                size = bucket(window, chunk=chunk, maximum=horizon)
+                size = bucket(window, chunk=chunk, maximum=horizon, minimum=min_bucket)
                 if size not in estimators:
                     estimators[size] = _with_window(estimator, size)
                 est, length = estimators[size], jnp.asarray(window, jnp.int32)

@@ -140,17 +140,20 @@ def load_class_data(
     valid_fraction: float = 1 / 6,
     data_dir: str | None = None,
     sources: Sequence[str] | None = None,
+    downsample: int = 1,
 ) -> ClassData:
     """Returns the ``ClassData`` of a named dataset (or a ``(train, test)`` pair) and class pool.
 
     ``classes`` is ``"train"`` / ``"test"`` (the pools of
     ``split_classes(num_classes, num_test_classes)``), ``"all"``, or explicit class ids.
+    ``downsample``: average-pool the images by this factor (`Dataset.downsample`).
     """
     if isinstance(dataset, str):
         train = load(dataset, "train", data_dir=data_dir, sources=sources)
         test = load(dataset, "test", data_dir=data_dir, sources=sources)
     else:
         train, test = dataset
+    train, test = train.downsample(downsample), test.downsample(downsample)
     if isinstance(classes, str):
         if classes == "all":
             classes = tuple(range(train.num_classes))

@@ -141,6 +141,7 @@ def as_class_data(
     valid_fraction: float,
     data_dir: str | None,
     sources: Sequence[str] | None,
+    downsample: int = 1,
 ) -> ClassData:
     """Returns ``dataset`` itself if it is a ``ClassData`` (to share data between families),
     else ``load_class_data(dataset, classes, ...)``."""
@@ -155,6 +156,7 @@ def as_class_data(
         valid_fraction=valid_fraction,
         data_dir=data_dir,
         sources=sources,
+        downsample=downsample,
     )
 
 

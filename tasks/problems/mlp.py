@@ -37,6 +37,8 @@ class ImageMLPFamily(ImageClassificationFamily):
         batch_size: examples per batch.
         tint_range: per-channel input scale, uniform in ``[low, high]`` per task.
         valid_fraction, num_test_classes, data_dir, sources: passed to ``load_class_data``.
+        downsample: average-pool the images by this factor first (e.g. 2: Fashion-MNIST
+            at 14x14, a 4x smaller first layer).
     """
 
     data: ClassData
@@ -58,6 +60,7 @@ class ImageMLPFamily(ImageClassificationFamily):
         num_test_classes: int | None = None,
         data_dir: str | None = None,
         sources: Sequence[str] | None = None,
+        downsample: int = 1,
     ):
         self.data = as_class_data(
             dataset,
@@ -66,6 +69,7 @@ class ImageMLPFamily(ImageClassificationFamily):
             valid_fraction=valid_fraction,
             data_dir=data_dir,
             sources=sources,
+            downsample=downsample,
         )
         self.k_range = resolve_k(k, self.data.pool_size)
         if batch_size < 1 or any(h < 1 for h in hidden):
