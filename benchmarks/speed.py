@@ -14,7 +14,9 @@ Sections (docs/performance.md explains the method and keeps the latest table):
 4. achieved FLOP/s of the inner compute against the float32 matmul peak
    measured in the same run;
 5. the population sharded over 2 devices, and over 2 processes joined by
-   ``jax.distributed`` (`speed_sharding`).
+   ``jax.distributed`` (`speed_sharding`);
+6. what a padded compiled window costs, with and without chunking
+   (`speed_padding`).
 
     vograd bench speed [--quick] [--out DIR]
     python -m benchmarks.speed [--quick] [--out DIR]
@@ -51,6 +53,7 @@ class Config:
     optimizer: dict | None  # kwargs of bench_optimizer_update.run, None to skip
     sharding: bool
     peak_size: int
+    padding: bool = False
 
 
 ALL = (("ES", None), ("PES", None), ("Merged", None))
@@ -69,6 +72,7 @@ FULL = Config(
     optimizer={"repeats": 10, "rounds": 5, "scan_steps": 20},
     sharding=True,
     peak_size=2048,
+    padding=True,
 )
 
 QUICK = Config(
@@ -110,6 +114,11 @@ def measure(config: Config, log=print) -> dict:
         results["sharding"] = speed_sharding.run_devices()
         log("sharding: 2 processes (jax.distributed)")
         results["multihost"] = speed_sharding.run_multihost()
+    if config.padding:
+        from benchmarks import speed_padding
+
+        log("padding: compiled window sizes")
+        results["padding"] = speed_padding.run(log=log)
     results["peak_after"] = matmul_peak(config.peak_size)
     results["load_average_after"] = load_average()
     return results

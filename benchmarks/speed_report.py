@@ -213,9 +213,30 @@ def sharding(results: dict) -> list[str]:
     return lines
 
 
+def padding(results: dict) -> list[str]:
+    """Section 6: the cost of a padded compiled window, with and without chunking."""
+    if "padding" not in results:
+        return []
+    p = results["padding"]
+    lines = [
+        "## 6. Padded compiled windows",
+        "",
+        f"A window of {p['window']} steps (Merged, 4 pairs, the demo's 14x14 MLP task), run "
+        f"at its own compiled size and padded to {p['pad']}x, with and without "
+        f"`chunk={p['chunk']}`; CPU-time ratio to the exact, unchunked run.",
+        "",
+        "| run | compiled size | chunk | s per estimate | CPU ratio | compile s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in p["rows"]:
+        lines.append(f"| {r['name']} | {r['compiled']} | {r['chunk'] or '-'} | {fmt(r['wall_s'])} "
+                     f"| {r['cpu_ratio']:.2f} | {fmt(r['compile_s'])} |")
+    return lines + [""]
+
+
 def report(results: dict, command: str) -> str:
     """Returns the whole markdown report."""
     lines = header(results, command)
-    for part in (throughput, optimizer, memory, flops, sharding):
+    for part in (throughput, optimizer, memory, flops, sharding, padding):
         lines += part(results)
     return "\n".join(lines)
