@@ -10,6 +10,7 @@ import pytest
 from recipes import ablations, config, evaluate_run, metz2019, registry, run
 from recipes.cli import main
 from recipes.config import Evaluation, Truncation
+from tasks import pretrained
 from vograd.estimators import EvolutionStrategies, Merged, PersistentES, Reparameterization, TruncatedBackprop
 from vograd.schedules import Constant, LinearCurriculum
 
@@ -76,6 +77,14 @@ def test_demo_recipe_trains_and_resumes(name, tmp_path):
     # A different config in the same directory is refused rather than mixed in.
     with pytest.raises(ValueError, match="different configuration"):
         run.train(name, replace(cfg, outer_steps=3), tmp_path, seed=0, preset="demo", progress=False)
+    # `vograd export` ships the weights as a tasks.pretrained entry with its provenance.
+    assert main(["export", str(tmp_path), "mine", "--dest", str(tmp_path / "pre")]) == 0
+    got, got_theta = pretrained.load_optimizer("mine", tmp_path / "pre")
+    assert got == lopt
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got_theta), jax.tree.leaves(theta)))
+    meta = pretrained.info("mine", tmp_path / "pre")
+    assert meta["command"] == f"vograd train {name} --preset demo --seed 0 --out RUN_DIR"
+    assert meta["step"] == 2 and meta["config"]["outer_steps"] == 2
 
 
 def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
@@ -104,6 +113,7 @@ def test_ablation_study_scores_each_run(tmp_path):
 
 
 def test_cli_lists_recipes_and_rejects_bad_names(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing"), "x"]) == 2
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     assert all(n in out for n in ("metz2019", "andrychowicz2016", "metz2020", "grad_only"))
