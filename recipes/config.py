@@ -137,6 +137,17 @@ class Evaluation:
     generalization_tasks: int = 4
     generalization_baselines: tuple[str, ...] = ("adam", "rmsprop", "sgd_momentum")
 
+    def __post_init__(self):
+        if min(self.num_tasks, self.num_seeds, self.inner_steps, self.eval_every) < 1:
+            raise ValueError(f"Evaluation: tasks, seeds, steps and eval_every must be >= 1: {self}")
+        for name in ("inner_steps", "generalization_steps"):
+            steps = getattr(self, name)
+            if steps is not None and steps % self.eval_every:
+                raise ValueError(
+                    f"Evaluation: {name} ({steps}) must be a multiple of eval_every "
+                    f"({self.eval_every})"
+                )
+
 
 def to_dict(config) -> dict:
     """Returns a JSON-able dict of a (nested) recipe dataclass."""

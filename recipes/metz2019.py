@@ -99,7 +99,7 @@ PRESETS: dict[str, Metz2019] = {
         checkpoint_every=50,
         evaluation=Evaluation(
             num_tasks=20, num_seeds=3, inner_steps=300, eval_every=30, eval_batches=4,
-            random_search=32, generalization=True, generalization_steps=200,
+            random_search=32, generalization=True, generalization_steps=210,
             generalization_tasks=1, generalization_baselines=("adam",),
         ),
     ),
