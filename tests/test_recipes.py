@@ -57,6 +57,13 @@ def test_configs_round_trip_through_json():
         config.from_dict(metz2019.Metz2019, {"sigmaa": 1.0})
 
 
+def test_evaluation_refuses_steps_that_are_not_whole_evaluation_blocks():
+    with pytest.raises(ValueError, match=r"generalization_steps \(200\) must be a multiple of eval_every \(30\)"):
+        Evaluation(inner_steps=300, eval_every=30, generalization_steps=200)
+    with pytest.raises(ValueError, match="inner_steps"):
+        Evaluation(inner_steps=301, eval_every=30)
+
+
 def _tiny(cfg):
     return replace(cfg, outer_steps=2, checkpoint_every=1, truncation=Truncation(fixed=4))
 
