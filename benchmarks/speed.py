@@ -22,7 +22,7 @@ Sections (docs/performance.md explains the method and keeps the latest table):
     python -m benchmarks.speed [--quick] [--out DIR]
 
 ``quick`` (~1 minute on 2 cores, the smoke test) runs sections 1, 3 and 4 on
-the quadratic only, with small sizes; the full run takes ~10-15 minutes.
+the quadratic only, with small sizes; the full run takes ~20 minutes.
 Writes ``speed.md`` (the returned string) and ``speed.json`` into ``out_dir``.
 """
 
