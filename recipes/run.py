@@ -101,7 +101,7 @@ def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None
 
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"invalid pretrained name {name!r}")
-    _, config, record = read_run(out_dir)
+    _, _, record = read_run(out_dir)
     lopt, theta = load_theta(out_dir)
     step = checkpoint.read_header(Path(out_dir) / "theta.ckpt")["step"]
     preset = f" --preset {record['preset']}" if record.get("preset") else ""

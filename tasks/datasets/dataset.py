@@ -80,7 +80,5 @@ class Dataset:
         blocks = self.images.reshape(len(self), h // factor, factor, w // factor, factor, c)
         pooled = np.rint(blocks.mean(axis=(2, 4), dtype=np.float32)).astype(np.uint8)
         return dataclasses.replace(
-            self, images=pooled, labels=self.labels.copy(),
-            source=f"{self.source}; average-pooled {factor}x{factor}",
+            self, images=pooled, source=f"{self.source}; average-pooled {factor}x{factor}",
         )
-
