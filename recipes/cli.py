@@ -53,7 +53,8 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from recipes import evaluate_run
 
-    print(evaluate_run.evaluate(args.dir, progress=not args.no_progress))
+    parts = tuple(args.only.split(",")) if args.only else evaluate_run.PARTS
+    print(evaluate_run.evaluate(args.dir, progress=not args.no_progress, parts=parts))
     return 0
 
 
@@ -100,6 +101,8 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a trained run against tuned baselines")
     e.add_argument("dir")
+    e.add_argument("--only", default=None,
+                   help="comma-separated parts: heldout, generalization (default: both)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(fn=_cmd_eval)
 

@@ -53,7 +53,8 @@ def baseline_factories(num_steps: int):
 
 
 def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, out_dir,
-                    title: str, progress: bool = True, unroll: int | bool = 1) -> str:
+                    title: str, progress: bool = True, unroll: int | bool = 1,
+                    sequential: bool = False) -> str:
     """Returns the markdown results table of ``lopt`` vs tuned baselines on ``family``.
 
     Writes report.md, results.json and PNG plots into ``out_dir``.
@@ -61,7 +62,7 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
     k_tasks, k_seeds, k_search = jax.random.split(key, 3)
     tasks = jax.vmap(family.sample)(jax.random.split(k_tasks, ev.num_tasks))
     keys = jax.random.split(k_seeds, ev.num_tasks * ev.num_seeds).reshape(ev.num_tasks, ev.num_seeds)
-    schedule = InnerSchedule(num_steps, ev.eval_every, ev.eval_batches, unroll)
+    schedule = InnerSchedule(num_steps, ev.eval_every, ev.eval_batches, unroll, sequential)
     task0 = jax.tree.map(lambda x: x[0], tasks)
 
     def learned(_):
@@ -105,20 +106,34 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
     return md
 
 
-def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True) -> str:
-    """Returns the results tables of a trained run; writes ``out_dir/eval*/``."""
+PARTS = ("heldout", "generalization")
+
+
+def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True,
+             parts: tuple[str, ...] = PARTS) -> str:
+    """Returns the results tables of a trained run; writes ``out_dir/eval*/``.
+
+    ``parts``: ``"heldout"`` (the recipe's problem on the test class pool, into
+    ``eval/``) and/or ``"generalization"`` (the 6-layer CNN, into
+    ``eval_generalization/``, when the config's evaluation asks for it).
+    """
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise ValueError(f"unknown evaluation parts {unknown or list(parts)}; known: {list(PARTS)}")
     module, config, record = run.read_run(out_dir)
     lopt, theta = run.load_theta(out_dir)
     ev = config.evaluation
     key = jax.random.key(seed + 1_000)
     out = Path(out_dir)
     tables = []
-    family = config.problem.family("test")
-    md = evaluate_family(family, lopt, theta, ev, ev.inner_steps, key, out / "eval",
-                         f"{record['recipe']} held-out tasks", progress, config.problem.unroll)
-    tables.append(f"## Held-out tasks ({config.problem.architecture} on {config.problem.dataset}, "
-                  f"test class pool)\n\n{md}\nPlots: {out / 'eval'}/curves.png, differences.png")
-    if ev.generalization:
+    if "heldout" in parts:
+        family = config.problem.family("test")
+        md = evaluate_family(family, lopt, theta, ev, ev.inner_steps, key, out / "eval",
+                             f"{record['recipe']} held-out tasks", progress,
+                             **config.problem.eval_options)
+        tables.append(f"## Held-out tasks ({config.problem.architecture} on {config.problem.dataset}, "
+                      f"test class pool)\n\n{md}\nPlots: {out / 'eval'}/curves.png, differences.png")
+    if "generalization" in parts and ev.generalization:
         gen_problem = Problem("conv6", "mnist", batch_size=config.problem.batch_size, k=10,
                               class_pools="all")
         gen = gen_problem.family()
@@ -127,7 +142,7 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
                          baselines=ev.generalization_baselines, random_search=0)
         md = evaluate_family(gen, lopt, theta, gen_ev, steps, jax.random.fold_in(key, 1),
                              out / "eval_generalization", "6-layer CNN on MNIST (never seen)", progress,
-                             gen_problem.unroll)
+                             **gen_problem.eval_options)
         tables.append(f"## Generalization: 6-layer CNN on MNIST\n\n{md}\n"
                       f"Plots: {out / 'eval_generalization'}/curves.png")
     return "\n\n".join(tables)

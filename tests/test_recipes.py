@@ -110,6 +110,11 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert np.asarray(results["curves"]["adam"]["train"]).shape == (3, 2, 2)  # tasks, seeds, evals
     assert (tmp_path / "eval" / "curves.png").stat().st_size > 0
+    # Parts can be run alone; unknown parts are refused before any work.
+    assert "| adam |" in evaluate_run.evaluate(tmp_path, progress=False, parts=("heldout",))
+    with pytest.raises(ValueError, match="unknown evaluation parts"):
+        evaluate_run.evaluate(tmp_path, parts=("heldout", "bogus"))
+    assert main(["eval", str(tmp_path), "--only", "bogus"]) == 2
 
 
 def test_ablation_study_scores_each_run(tmp_path):
