@@ -47,8 +47,9 @@ class Problem:
 
         Convolutional problems run their evaluation runs one after another
         (vmapped convolutions with per-run kernels are grouped convolutions,
-        ~2x slower on XLA:CPU) and unroll the step scan 5 times (1.25x faster
-        than rolled; fully unrolled 30-step blocks took minutes to compile).
+        ~2x slower on XLA:CPU) and unroll the step scan 5 times (unrolling 10
+        was 1.25x faster than rolled at 2.7x the compile time; fully unrolled
+        30-step blocks took minutes to compile).
         """
         if self.architecture in ("conv", "conv6"):
             return {"unroll": 5, "sequential": True}

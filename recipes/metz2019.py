@@ -94,7 +94,7 @@ PRESETS: dict[str, Metz2019] = {
         horizon=300,
         num_pairs=4,
         truncation=Truncation(start=10, end=150, num_steps=500, jitter=0.2, min_bucket=32),
-        outer_steps=900,
+        outer_steps=1400,
         outer_lr=3e-3,
         checkpoint_every=50,
         evaluation=Evaluation(
