@@ -117,6 +117,28 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
     assert main(["eval", str(tmp_path), "--only", "bogus"]) == 2
 
 
+def test_convolutional_evaluation_runs_sequentially(tmp_path):
+    # The generalization check's path: a conv problem evaluated with its runs one
+    # after another (Problem.eval_options), on real MNIST-like digits.
+    from tasks.optimizers import MLPOptimizer
+
+    problem = config.Problem("conv6", "mnist", batch_size=8, k=10, class_pools="all")
+    assert problem.eval_options == {"unroll": 5, "sequential": True}
+    lopt = MLPOptimizer()
+    ev = Evaluation(num_tasks=1, num_seeds=2, inner_steps=6, eval_every=3, eval_batches=1,
+                    baselines=("adam",), lr_grid=2, lr_low=1e-3, lr_high=1e-2, random_search=0,
+                    generalization=False)
+    md = evaluate_run.evaluate_family(problem.family(), lopt, lopt.init_theta(jax.random.key(0)), ev,
+                                      6, jax.random.key(1), tmp_path, "conv6", progress=False,
+                                      **problem.eval_options)
+    assert "| adam |" in md and "| learned |" in md
+    curves = json.loads((tmp_path / "results.json").read_text())["curves"]
+    adam = np.asarray(curves["adam"]["train"])
+    assert adam.shape == (1, 2, 2) and np.all(np.isfinite(adam))
+    # Ten-way classification from scratch: the first block's loss is near log(10).
+    assert 1.5 < adam[0, 0, 0] < 3.5
+
+
 def test_ablation_study_scores_each_run(tmp_path):
     scores = ablations.run_study("metz2019", "demo", tmp_path, seeds=1, only=["no_time"],
                                  progress=False, overrides=lambda c: replace(_tiny(c), horizon=20))
