@@ -61,7 +61,7 @@ def test_shipped_metz2019_small_trains_held_out_tasks_like_tuned_adam():
     assert "metz2019-small" in pretrained.names()
     meta = pretrained.info("metz2019-small")
     assert meta["command"] == "vograd train metz2019 --preset small --seed 0 --out RUN_DIR"
-    assert meta["step"] == 900
+    assert meta["step"] == 1400
     family = ImageMLPFamily("fashion_mnist", "test", hidden=(32,), batch_size=128, downsample=2)
     schedule = InnerSchedule(300, 30, 2)
     tasks = jax.vmap(family.sample)(jax.random.split(jax.random.key(0), 3))
@@ -79,7 +79,7 @@ def test_shipped_metz2019_small_trains_held_out_tasks_like_tuned_adam():
     assert np.all(learned[:, -1] < 0.6 * learned[:, 0])
     # Better than Adam at its usual default, and level with (here: below) Adam at the
     # better of 1e-2 / 3e-2, the learning rates tuning picks on these tasks (measured per
-    # task: 0.16, 0.81, 0.66x the former; 0.85, 0.97, 0.99x the latter; the 3% slack
+    # task: 0.16, 0.82, 0.63x the former; 0.85, 0.98, 0.95x the latter; the 3% slack
     # absorbs floating-point differences between CPUs over 300 chaotic steps).
     avg = learned.mean(axis=1)
     assert np.all(avg < 0.9 * adam[1e-3].mean(axis=1))
