@@ -53,8 +53,12 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from recipes import evaluate_run
 
+    from recipes import curve_cache
+
     parts = tuple(args.only.split(",")) if args.only else evaluate_run.PARTS
-    print(evaluate_run.evaluate(args.dir, progress=not args.no_progress, parts=parts))
+    cache = None if args.no_cache else (args.cache_dir or curve_cache.default_directory())
+    print(evaluate_run.evaluate(args.dir, progress=not args.no_progress, parts=parts,
+                                cache_dir=cache))
     return 0
 
 
@@ -102,7 +106,11 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a trained run against tuned baselines")
     e.add_argument("dir")
     e.add_argument("--only", default=None,
-                   help="comma-separated parts: heldout, generalization (default: both)")
+                   help="comma-separated parts: heldout, extra, generalization (default: all)")
+    e.add_argument("--cache-dir", default=None,
+                   help="baseline curves cache (default: $VOGRAD_CACHE_DIR/baselines or "
+                        "~/.cache/vograd/baselines)")
+    e.add_argument("--no-cache", action="store_true", help="recompute every baseline")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(fn=_cmd_eval)
 

@@ -27,9 +27,11 @@ class Problem:
     ``"split"`` trains on the train class pool and evaluates on the disjoint
     test pool; ``"all"`` uses every class for both (held-out tasks then differ
     only by initialisation, label permutation and tint, as in Andrychowicz et
-    al.'s MNIST experiments). ``downsample`` (MLP only): average-pool the images
-    by this factor (2: 28x28 -> 14x14, a 4x smaller first layer, so a 4x cheaper
-    per-parameter learned optimizer on a CPU).
+    al.'s MNIST experiments). ``downsample``: average-pool the images by this
+    factor (2: 28x28 -> 14x14; for an MLP a 4x smaller first layer, so a 4x
+    cheaper per-parameter learned optimizer on a CPU). ``channels``,
+    ``strides``, ``conv_impl`` (conv architectures only; None: the family's
+    default): the conv stack and its implementation (``tasks.problems.conv_net``).
     """
 
     architecture: Literal["mlp", "conv", "conv6", "quadratic"] = "mlp"
@@ -39,19 +41,24 @@ class Problem:
     k: int | tuple[int, int] | None = None
     class_pools: Literal["split", "all"] = "split"
     downsample: int = 1
+    channels: tuple[int, ...] | None = None
+    strides: tuple[int, ...] | None = None
+    conv_impl: str | None = None
 
     @property
     def eval_options(self) -> dict:
         """Returns the `InnerSchedule` options (``unroll``, ``sequential``) for
         evaluating this problem.
 
-        Convolutional problems run their evaluation runs one after another
-        (vmapped convolutions with per-run kernels are grouped convolutions,
+        Convolutional problems with ``lax`` convolutions (the default) run
+        their evaluation runs one after another (vmapped convolutions with
+        per-run kernels are grouped convolutions,
         ~2x slower on XLA:CPU) and unroll the step scan 5 times (unrolling 10
         was 1.25x faster than rolled at 2.7x the compile time; fully unrolled
-        30-step blocks took minutes to compile).
+        30-step blocks took minutes to compile). ``"im2col"`` convolutions
+        are matrix products, which vmap well: those run vectorized.
         """
-        if self.architecture in ("conv", "conv6"):
+        if self.architecture in ("conv", "conv6") and self.conv_impl in (None, "lax"):
             return {"unroll": 5, "sequential": True}
         return {"unroll": 1, "sequential": False}
 
@@ -63,18 +70,21 @@ class Problem:
             raise ValueError(f"class_pools must be 'split' or 'all', got {self.class_pools!r}")
         if self.class_pools == "all":
             classes = "all"
-        if self.downsample != 1 and self.architecture != "mlp":
-            raise ValueError(f"downsample is for the mlp architecture, got {self.architecture!r}")
+        conv = self.architecture in ("conv", "conv6")
+        given = [n for n in ("channels", "strides", "conv_impl") if getattr(self, n) is not None]
+        if given and not conv:
+            raise ValueError(f"{', '.join(given)}: for conv architectures, got {self.architecture!r}")
         if self.architecture == "quadratic":
+            if self.downsample != 1:
+                raise ValueError("downsample is for image problems, got 'quadratic'")
             return problems.QuadraticFamily(dim=10, noise_std=0.1)
-        common = dict(k=self.k, batch_size=self.batch_size)
+        common = dict(k=self.k, batch_size=self.batch_size, downsample=self.downsample)
         if self.architecture == "mlp":
-            return problems.ImageMLPFamily(
-                self.dataset, classes, hidden=self.hidden, downsample=self.downsample, **common
-            )
-        if self.architecture == "conv":
-            return problems.ConvFamily(self.dataset, classes, **common)
-        if self.architecture == "conv6":
+            return problems.ImageMLPFamily(self.dataset, classes, hidden=self.hidden, **common)
+        if conv:
+            common.update({n: getattr(self, n) for n in given})
+            if self.architecture == "conv":
+                return problems.ConvFamily(self.dataset, classes, **common)
             return problems.Conv6Family(self.dataset, classes, **common)
         raise ValueError(
             f"unknown architecture {self.architecture!r}; expected mlp, conv, conv6 or quadratic"

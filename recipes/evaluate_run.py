@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from recipes import report, run
+from recipes import curve_cache, report, run
 from recipes.config import Evaluation, Problem
 from recipes.evaluation import InnerSchedule, grid_curves, log_grid, seconds_per_step, select
 
@@ -54,10 +54,13 @@ def baseline_factories(num_steps: int):
 
 def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, out_dir,
                     title: str, progress: bool = True, unroll: int | bool = 1,
-                    sequential: bool = False) -> str:
+                    sequential: bool = False, cache_dir: str | os.PathLike | None = None) -> str:
     """Returns the markdown results table of ``lopt`` vs tuned baselines on ``family``.
 
-    Writes report.md, results.json and PNG plots into ``out_dir``.
+    Writes report.md, results.json and PNG plots into ``out_dir``. ``cache_dir``:
+    read and store the baselines' curves there (`recipes.curve_cache`); the
+    learned optimizer always runs, and every optimizer's seconds per step are
+    measured in this call.
     """
     k_tasks, k_seeds, k_search = jax.random.split(key, 3)
     tasks = jax.vmap(family.sample)(jax.random.split(k_tasks, ev.num_tasks))
@@ -81,7 +84,18 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
         if progress:
             print(f"[eval] {title}: {name} ({i + 1}/{len(runs)})", flush=True)
         grid = grid_fn(ev, jax.random.fold_in(k_search, i))
-        train, test = (np.asarray(x) for x in grid_curves(family, make, grid, tasks, keys, schedule))
+        cached, digest = None, None
+        if cache_dir is not None and name != LEARNED:
+            digest = curve_cache.key(name, family, grid, tasks, keys, schedule, num_steps)
+            cached = curve_cache.load(cache_dir, digest)
+        if cached is not None:
+            train, test = cached
+            if progress:
+                print(f"[eval] {title}: {name}: curves from the cache {cache_dir}", flush=True)
+        else:
+            train, test = (np.asarray(x) for x in grid_curves(family, make, grid, tasks, keys, schedule))
+            if digest is not None:
+                curve_cache.save(cache_dir, digest, train, test)
         by_train, by_test = select(train, test, "train"), select(train, test, "test")
         curves[name] = (by_train.train, by_test.test)
         point = jax.tree.map(lambda x: x[int(by_train.best[0])], grid)
@@ -106,16 +120,19 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
     return md
 
 
-PARTS = ("heldout", "generalization")
+PARTS = ("heldout", "extra", "generalization")
 
 
 def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True,
-             parts: tuple[str, ...] = PARTS) -> str:
+             parts: tuple[str, ...] = PARTS, cache_dir: str | os.PathLike | None = None) -> str:
     """Returns the results tables of a trained run; writes ``out_dir/eval*/``.
 
     ``parts``: ``"heldout"`` (the recipe's problem on the test class pool, into
-    ``eval/``) and/or ``"generalization"`` (the 6-layer CNN, into
-    ``eval_generalization/``, when the config's evaluation asks for it).
+    ``eval/``), ``"extra"`` (each of the config's ``extra_problems``, if any,
+    on its test class pool, into ``eval_extra_1/``, ...) and/or
+    ``"generalization"`` (the 6-layer CNN, into ``eval_generalization/``, when
+    the config's evaluation asks for it).
+    ``cache_dir``: reuse and store baseline curves there (`evaluate_family`).
     """
     unknown = sorted(set(parts) - set(PARTS))
     if unknown or not parts:
@@ -130,9 +147,18 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
         family = config.problem.family("test")
         md = evaluate_family(family, lopt, theta, ev, ev.inner_steps, key, out / "eval",
                              f"{record['recipe']} held-out tasks", progress,
-                             **config.problem.eval_options)
+                             cache_dir=cache_dir, **config.problem.eval_options)
         tables.append(f"## Held-out tasks ({config.problem.architecture} on {config.problem.dataset}, "
                       f"test class pool)\n\n{md}\nPlots: {out / 'eval'}/curves.png, differences.png")
+    extra = getattr(config, "extra_problems", ()) if "extra" in parts else ()
+    for i, problem in enumerate(extra, start=1):
+        where = out / f"eval_extra_{i}"
+        md = evaluate_family(problem.family("test"), lopt, theta, ev, ev.inner_steps,
+                             jax.random.fold_in(key, 1 + i), where,
+                             f"{record['recipe']} held-out tasks ({problem.architecture})",
+                             progress, cache_dir=cache_dir, **problem.eval_options)
+        tables.append(f"## Held-out tasks, outer-training family {i + 1} ({problem.architecture} "
+                      f"on {problem.dataset}, test class pool)\n\n{md}\nPlots: {where}/curves.png")
     if "generalization" in parts and ev.generalization:
         gen_problem = Problem("conv6", "mnist", batch_size=config.problem.batch_size, k=10,
                               class_pools="all")
@@ -142,7 +168,7 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
                          baselines=ev.generalization_baselines, random_search=0)
         md = evaluate_family(gen, lopt, theta, gen_ev, steps, jax.random.fold_in(key, 1),
                              out / "eval_generalization", "6-layer CNN on MNIST (never seen)", progress,
-                             **gen_problem.eval_options)
+                             cache_dir=cache_dir, **gen_problem.eval_options)
         tables.append(f"## Generalization: 6-layer CNN on MNIST\n\n{md}\n"
                       f"Plots: {out / 'eval_generalization'}/curves.png")
     return "\n\n".join(tables)

@@ -37,9 +37,17 @@ class Metz2019:
     optimizer's output scale (update ``-step_mult * d * exp(0.001 m)``; the
     paper's 0.001 makes first updates ~1e-3 per parameter, 10-30x below what
     tuned Adam takes on small MLPs, which the outer loop must then learn).
+    ``extra_problems``: more task families to outer-train on at the same time
+    (`vograd.JointSystem`: every sample trains one task of each family, the
+    outer loss is their mean); ``problem`` stays the family of the held-out
+    evaluation. ``init_from``: start from the weights of this
+    ``tasks.pretrained`` entry instead of a fresh initialisation (a later stage
+    of a curriculum).
     """
 
     problem: Problem = Problem("conv", "imagenet_resized/32x32")
+    extra_problems: tuple[Problem, ...] = ()
+    init_from: str | None = None
     outer: Literal["train", "valid"] = "valid"
     horizon: int = 10_000
     num_pairs: int = 64
@@ -104,6 +112,30 @@ PRESETS: dict[str, Metz2019] = {
             generalization_tasks=1, generalization_baselines=("adam",),
         ),
     ),
+    # The second stage after "small" (about 50 minutes on 2 CPU cores): starting
+    # from the shipped "metz2019-small" weights, outer-train on the MLP family and
+    # a small CNN family together (each sample trains one task of each), windows
+    # of 80-120 steps (one compiled size, 128: a window padded into 256 costs
+    # about twice as much). Shipped as tasks.pretrained "metz2019-mixed".
+    "mixed": Metz2019(
+        problem=Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=128, downsample=2),
+        extra_problems=(
+            Problem("conv", "fashion_mnist", batch_size=64, downsample=2, channels=(8, 16),
+                    strides=(2, 2), conv_impl="im2col"),
+        ),
+        init_from="metz2019-small",
+        horizon=300,
+        num_pairs=4,
+        truncation=Truncation(start=100, end=100, num_steps=1, jitter=0.2, min_bucket=32),
+        outer_steps=300,
+        outer_lr=1e-3,
+        checkpoint_every=25,
+        evaluation=Evaluation(
+            num_tasks=20, num_seeds=3, inner_steps=300, eval_every=30, eval_batches=4,
+            random_search=32, generalization=True, generalization_steps=210,
+            generalization_tasks=1, generalization_baselines=("adam",),
+        ),
+    ),
     # The published sizes: a GPU or many machines.
     "paper": Metz2019(truncation=Truncation(chunk=50)),
 }
@@ -151,10 +183,29 @@ def learned_optimizer(config: Metz2019):
 
 
 def system(config: Metz2019, classes: str = "train"):
-    """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
-    return learned_optimizer_system(
-        learned_optimizer(config), config.problem, config.outer, config.horizon, classes
-    )
+    """Returns the `LearnedOptimizerSystem` over the ``classes`` pool, or a
+    `vograd.JointSystem` of one per family with ``extra_problems``."""
+    lopt = learned_optimizer(config)
+    systems = [
+        learned_optimizer_system(lopt, p, config.outer, config.horizon, classes)
+        for p in (config.problem, *config.extra_problems)
+    ]
+    return systems[0] if len(systems) == 1 else vograd.JointSystem(systems)
+
+
+def initial_theta(config: Metz2019):
+    """Returns the weights of the ``init_from`` pretrained entry, or None (fresh init)."""
+    if config.init_from is None:
+        return None
+    from tasks import pretrained
+
+    lopt, theta = pretrained.load_optimizer(config.init_from)
+    if pretrained.optimizer_spec(lopt) != pretrained.optimizer_spec(learned_optimizer(config)):
+        raise ValueError(
+            f"init_from={config.init_from!r} is a {pretrained.optimizer_spec(lopt)}, but this "
+            f"config trains a {pretrained.optimizer_spec(learned_optimizer(config))}"
+        )
+    return theta
 
 
 def estimator(config: Metz2019) -> vograd.Estimator:

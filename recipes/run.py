@@ -58,6 +58,7 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
     out = Path(out_dir)
     _write_config(out, recipe, preset, seed, config)
     system = module.system(config, "train")
+    initial = getattr(module, "initial_theta", lambda config: None)(config)
     result = vograd.train(
         system,
         module.estimator(config),
@@ -70,10 +71,11 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
         log=out / "metrics.jsonl",
         min_bucket=config.truncation.min_bucket,
         progress=progress,
+        theta=initial,
     )
     checkpoint.save_checkpoint(
         out / "theta.ckpt", result.theta, step=result.step,
-        metadata={"recipe": recipe, "optimizer": type(system.optimizer).__name__},
+        metadata={"recipe": recipe, "optimizer": type(module.learned_optimizer(config)).__name__},
     )
     plot_training(out)
     return result

@@ -117,6 +117,64 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
     assert main(["eval", str(tmp_path), "--only", "bogus"]) == 2
 
 
+def test_evaluation_reuses_cached_baseline_curves(tmp_path, monkeypatch):
+    cfg = replace(
+        _tiny(registry.preset("andrychowicz2016", "demo")),
+        evaluation=Evaluation(num_tasks=2, num_seeds=2, inner_steps=20, eval_every=10,
+                              eval_batches=1, baselines=("adam",), lr_grid=3, random_search=2,
+                              generalization=False),
+    )
+    run.train("andrychowicz2016", cfg, tmp_path, progress=False)
+    cache = tmp_path / "cache"
+    evaluate_run.evaluate(tmp_path, progress=False, cache_dir=cache)
+    first = json.loads((tmp_path / "eval" / "results.json").read_text())["curves"]
+    assert len(list(cache.glob("*.npz"))) == 2  # adam and adam_reg_decay, never the learned one
+    calls = []
+    real = evaluate_run.grid_curves
+    monkeypatch.setattr(evaluate_run, "grid_curves", lambda *a: calls.append(1) or real(*a))
+    evaluate_run.evaluate(tmp_path, progress=False, cache_dir=cache)
+    again = json.loads((tmp_path / "eval" / "results.json").read_text())["curves"]
+    assert len(calls) == 1  # only the learned optimizer ran
+    assert again == first
+    # Another evaluation seed means other tasks: a miss, computed and stored.
+    evaluate_run.evaluate(tmp_path, seed=1, progress=False, cache_dir=cache)
+    assert len(calls) == 4 and len(list(cache.glob("*.npz"))) == 4
+
+
+def test_mixed_preset_outer_trains_on_mlp_and_cnn_families_from_the_shipped_weights(tmp_path):
+    import vograd
+    from tasks.problems import ConvFamily, ImageMLPFamily
+
+    cfg = metz2019.PRESETS["mixed"]
+    system = metz2019.system(cfg)
+    assert isinstance(system, vograd.JointSystem) and system.weights == (0.5, 0.5)
+    mlp, cnn = (s.family for s in system.systems)
+    assert isinstance(mlp, ImageMLPFamily) and isinstance(cnn, ConvFamily)
+    assert cnn.data.image_shape == (14, 14, 1) and (cnn.channels, cnn.strides) == ((8, 16), (2, 2))
+    _, shipped = pretrained.load_optimizer("metz2019-small")
+    start = metz2019.initial_theta(cfg)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(start), jax.tree.leaves(shipped)))
+    with pytest.raises(ValueError, match="init_from"):
+        metz2019.initial_theta(replace(cfg, use_momentum=False))
+    with pytest.raises(ValueError, match="channels: for conv architectures"):
+        config.Problem("mlp", channels=(8,)).family()
+    tiny_eval = Evaluation(num_tasks=1, num_seeds=2, inner_steps=4, eval_every=2, eval_batches=1,
+                           baselines=("adam",), lr_grid=2, random_search=0, generalization=False)
+    cfg = replace(_tiny(cfg), evaluation=tiny_eval)
+    result = run.train("metz2019", cfg, tmp_path, seed=0, preset="mixed", progress=False)
+    rows = run.read_metrics(tmp_path)
+    assert result.step == 2 and all(np.isfinite(r["loss"]) and r["num_dropped"] == 0 for r in rows)
+    # Training started from the shipped weights and moved them.
+    moved = [float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(result.theta),
+                                                          jax.tree.leaves(shipped))]
+    assert 0 < max(moved) < 0.1
+    # The CNN family is evaluated on its own held-out tasks too ("extra").
+    md = evaluate_run.evaluate(tmp_path, progress=False, parts=("extra",))
+    assert "outer-training family 2 (conv" in md and "| adam |" in md
+    curves = json.loads((tmp_path / "eval_extra_1" / "results.json").read_text())["curves"]
+    assert np.all(np.isfinite(curves["learned"]["train"])) and not (tmp_path / "eval").exists()
+
+
 def test_convolutional_evaluation_runs_sequentially(tmp_path):
     # The generalization check's path: a conv problem evaluated with its runs one
     # after another (Problem.eval_options), on real MNIST-like digits.

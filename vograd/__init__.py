@@ -21,6 +21,7 @@ from vograd.estimators import (
     Reparameterization,
     TruncatedBackprop,
 )
+from vograd.joint import JointSystem
 from vograd.outer import outer_optimizer
 from vograd.schedules import Constant, LinearCurriculum, Schedule, bucket
 from vograd.system import UnrolledSystem
@@ -29,6 +30,7 @@ from vograd.unroll import Particle, UnrollOutput, init_particle, unroll
 
 __all__ = [
     "CheckpointError",
+    "JointSystem",
     "Constant",
     "LinearCurriculum",
     "Schedule",

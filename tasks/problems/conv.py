@@ -27,7 +27,7 @@ class ConvFamily(ConvNetFamily):
         channels, strides, kernel: the conv stack.
         conv_impl: ``"lax"``, ``"im2col"`` or ``"unrolled"`` (see ``conv_net``: same numbers,
             different speed; ``"unrolled"`` is the fastest for vmapped populations on CPU).
-        batch_size, tint_range, valid_fraction, num_test_classes, data_dir, sources:
+        batch_size, tint_range, valid_fraction, num_test_classes, data_dir, sources, downsample:
             as for ``ImageMLPFamily``.
     """
 
@@ -56,10 +56,11 @@ class ConvFamily(ConvNetFamily):
         num_test_classes: int | None = None,
         data_dir: str | None = None,
         sources: Sequence[str] | None = None,
+        downsample: int = 1,
     ):
         self._setup(
             dataset, classes, k=k, channels=channels, strides=strides, kernel=kernel,
             conv_impl=conv_impl, batch_size=batch_size, tint_range=tint_range,
             valid_fraction=valid_fraction, num_test_classes=num_test_classes,
-            data_dir=data_dir, sources=sources,
+            data_dir=data_dir, sources=sources, downsample=downsample,
         )

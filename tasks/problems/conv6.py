@@ -22,7 +22,7 @@ class Conv6Family(ConvNetFamily):
         classes: default ``"all"``: the generalization task uses every digit.
         k: classes per task; default ``resolve_k`` (10 with all classes).
         channels, strides, kernel, conv_impl: the conv stack (see ``ConvFamily``).
-        batch_size, tint_range, valid_fraction, num_test_classes, data_dir, sources:
+        batch_size, tint_range, valid_fraction, num_test_classes, data_dir, sources, downsample:
             as for ``ImageMLPFamily``; the default tint range is ``(1, 1)`` (plain MNIST).
     """
 
@@ -51,10 +51,11 @@ class Conv6Family(ConvNetFamily):
         num_test_classes: int | None = None,
         data_dir: str | None = None,
         sources: Sequence[str] | None = None,
+        downsample: int = 1,
     ):
         self._setup(
             dataset, classes, k=k, channels=channels, strides=strides, kernel=kernel,
             conv_impl=conv_impl, batch_size=batch_size, tint_range=tint_range,
             valid_fraction=valid_fraction, num_test_classes=num_test_classes,
-            data_dir=data_dir, sources=sources,
+            data_dir=data_dir, sources=sources, downsample=downsample,
         )

@@ -95,7 +95,8 @@ class ConvNetFamily(ImageClassificationFamily):
     conv_impl: eqx.AbstractVar[str]
 
     def _setup(self, dataset, classes, *, k, channels, strides, kernel, conv_impl, batch_size,
-               tint_range, valid_fraction, num_test_classes, data_dir, sources) -> None:
+               tint_range, valid_fraction, num_test_classes, data_dir, sources,
+               downsample=1) -> None:
         """Checks and sets the fields shared by every conv family (called from ``__init__``)."""
         check_architecture(channels, strides, kernel, conv_impl)
         self.data = as_class_data(
@@ -105,6 +106,7 @@ class ConvNetFamily(ImageClassificationFamily):
             valid_fraction=valid_fraction,
             data_dir=data_dir,
             sources=sources,
+            downsample=downsample,
         )
         self.k_range = resolve_k(k, self.data.pool_size)
         if batch_size < 1:
