@@ -77,6 +77,15 @@ class Metz2019:
 
 CONFIG = Metz2019
 
+# The `small` and `mixed` presets' MLP family and held-out evaluation (20 tasks x
+# 3 seeds at the 300-step training horizon, plus the 6-layer CNN against Adam).
+_SMALL_MLP = Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=128, downsample=2)
+_SMALL_EVALUATION = Evaluation(
+    num_tasks=20, num_seeds=3, inner_steps=300, eval_every=30, eval_batches=4,
+    random_search=32, generalization=True, generalization_steps=210,
+    generalization_tasks=1, generalization_baselines=("adam",),
+)
+
 PRESETS: dict[str, Metz2019] = {
     # A few minutes on 2 CPU cores: a one-hidden-layer MLP on 14x14 Fashion-MNIST
     # (6.5k parameters), short episodes, one compiled window size (min_bucket).
@@ -99,26 +108,22 @@ PRESETS: dict[str, Metz2019] = {
     # 14x14 Fashion-MNIST, episodes of 300 steps, truncations growing from 10
     # to 150 steps, evaluated at the training horizon on 20 held-out tasks.
     "small": Metz2019(
-        problem=Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=128, downsample=2),
+        problem=_SMALL_MLP,
         horizon=300,
         num_pairs=4,
         truncation=Truncation(start=10, end=150, num_steps=500, jitter=0.2, min_bucket=32),
         outer_steps=1400,
         outer_lr=3e-3,
         checkpoint_every=50,
-        evaluation=Evaluation(
-            num_tasks=20, num_seeds=3, inner_steps=300, eval_every=30, eval_batches=4,
-            random_search=32, generalization=True, generalization_steps=210,
-            generalization_tasks=1, generalization_baselines=("adam",),
-        ),
+        evaluation=_SMALL_EVALUATION,
     ),
-    # The second stage after "small" (about 50 minutes on 2 CPU cores): starting
+    # The second stage after "small" (about 34 minutes on 2 CPU cores): starting
     # from the shipped "metz2019-small" weights, outer-train on the MLP family and
     # a small CNN family together (each sample trains one task of each), windows
     # of 80-120 steps (one compiled size, 128: a window padded into 256 costs
     # about twice as much). Shipped as tasks.pretrained "metz2019-mixed".
     "mixed": Metz2019(
-        problem=Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=128, downsample=2),
+        problem=_SMALL_MLP,
         extra_problems=(
             Problem("conv", "fashion_mnist", batch_size=64, downsample=2, channels=(8, 16),
                     strides=(2, 2), conv_impl="im2col"),
@@ -130,11 +135,7 @@ PRESETS: dict[str, Metz2019] = {
         outer_steps=300,
         outer_lr=1e-3,
         checkpoint_every=25,
-        evaluation=Evaluation(
-            num_tasks=20, num_seeds=3, inner_steps=300, eval_every=30, eval_batches=4,
-            random_search=32, generalization=True, generalization_steps=210,
-            generalization_tasks=1, generalization_baselines=("adam",),
-        ),
+        evaluation=_SMALL_EVALUATION,
     ),
     # The published sizes: a GPU or many machines.
     "paper": Metz2019(truncation=Truncation(chunk=50)),

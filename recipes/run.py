@@ -30,7 +30,13 @@ def _write_config(out: Path, recipe: str, preset: str | None, seed: int, config)
     path = out / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(record)):
+        try:  # compared as configs: fields added since the run was started take their defaults
+            old_config = cfg.from_dict(type(config), old.get("config", {}))
+        except (TypeError, ValueError):
+            old_config = None
+        if [old.get(k) for k in ("recipe", "preset", "seed")] != [recipe, preset, seed] or (
+            old_config != config
+        ):
             raise ValueError(
                 f"{out} already holds a run with a different configuration "
                 f"({old.get('recipe')}, preset {old.get('preset')}, seed {old.get('seed')}); "

@@ -81,6 +81,13 @@ def test_demo_recipe_trains_and_resumes(name, tmp_path):
     again = run.train(name, cfg, tmp_path, seed=0, preset="demo", progress=False)
     assert again.resumed_from == 2 and len(run.read_metrics(tmp_path)) == 2
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again.theta), jax.tree.leaves(result.theta)))
+    # A run started before a config field was added (here: its config.json lacks the
+    # newest fields) still resumes: the missing fields take their defaults.
+    record = json.loads((tmp_path / "config.json").read_text())
+    for key in ("extra_problems", "init_from"):
+        record["config"].pop(key, None)
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    assert run.train(name, cfg, tmp_path, seed=0, preset="demo", progress=False).step == 2
     # A different config in the same directory is refused rather than mixed in.
     with pytest.raises(ValueError, match="different configuration"):
         run.train(name, replace(cfg, outer_steps=3), tmp_path, seed=0, preset="demo", progress=False)
@@ -94,7 +101,7 @@ def test_demo_recipe_trains_and_resumes(name, tmp_path):
     assert meta["step"] == 2 and meta["config"]["outer_steps"] == 2
 
 
-def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
+def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path, monkeypatch):
     cfg = replace(
         _tiny(registry.preset("andrychowicz2016", "demo")),
         evaluation=Evaluation(num_tasks=3, num_seeds=2, inner_steps=20, eval_every=10,
@@ -102,7 +109,8 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
                               generalization=False),
     )
     run.train("andrychowicz2016", cfg, tmp_path, progress=False)
-    md = evaluate_run.evaluate(tmp_path, progress=False)
+    cache = tmp_path / "cache"
+    md = evaluate_run.evaluate(tmp_path, progress=False, cache_dir=cache)
     # RMSProp and SGD+momentum go through the same code as Adam (tests/test_evaluation.py
     # covers the tuning itself); Adam+Reg+Decay exercises the random search.
     for name in ("learned", "adam", "adam_reg_decay"):
@@ -110,35 +118,27 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path):
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert np.asarray(results["curves"]["adam"]["train"]).shape == (3, 2, 2)  # tasks, seeds, evals
     assert (tmp_path / "eval" / "curves.png").stat().st_size > 0
-    # Parts can be run alone; unknown parts are refused before any work.
-    assert "| adam |" in evaluate_run.evaluate(tmp_path, progress=False, parts=("heldout",))
-    with pytest.raises(ValueError, match="unknown evaluation parts"):
-        evaluate_run.evaluate(tmp_path, parts=("heldout", "bogus"))
-    assert main(["eval", str(tmp_path), "--only", "bogus"]) == 2
-
-
-def test_evaluation_reuses_cached_baseline_curves(tmp_path, monkeypatch):
-    cfg = replace(
-        _tiny(registry.preset("andrychowicz2016", "demo")),
-        evaluation=Evaluation(num_tasks=2, num_seeds=2, inner_steps=20, eval_every=10,
-                              eval_batches=1, baselines=("adam",), lr_grid=3, random_search=2,
-                              generalization=False),
-    )
-    run.train("andrychowicz2016", cfg, tmp_path, progress=False)
-    cache = tmp_path / "cache"
-    evaluate_run.evaluate(tmp_path, progress=False, cache_dir=cache)
-    first = json.loads((tmp_path / "eval" / "results.json").read_text())["curves"]
-    assert len(list(cache.glob("*.npz"))) == 2  # adam and adam_reg_decay, never the learned one
+    # Baseline curves are cached (adam and adam_reg_decay, never the learned optimizer):
+    # evaluating again runs the learned optimizer only and reports the same curves.
+    assert len(list(cache.glob("*.npz"))) == 2
     calls = []
     real = evaluate_run.grid_curves
     monkeypatch.setattr(evaluate_run, "grid_curves", lambda *a: calls.append(1) or real(*a))
-    evaluate_run.evaluate(tmp_path, progress=False, cache_dir=cache)
-    again = json.loads((tmp_path / "eval" / "results.json").read_text())["curves"]
-    assert len(calls) == 1  # only the learned optimizer ran
-    assert again == first
-    # Another evaluation seed means other tasks: a miss, computed and stored.
-    evaluate_run.evaluate(tmp_path, seed=1, progress=False, cache_dir=cache)
+    # Parts can be run alone; unknown parts are refused before any work.
+    again = evaluate_run.evaluate(tmp_path, progress=False, parts=("heldout",), cache_dir=cache)
+    assert "| adam |" in again and len(calls) == 1
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["curves"] == results["curves"]
+    # Another evaluation seed means other tasks: misses, computed and stored.
+    evaluate_run.evaluate(tmp_path, seed=1, progress=False, parts=("heldout",), cache_dir=cache)
     assert len(calls) == 4 and len(list(cache.glob("*.npz"))) == 4
+    # An unreadable entry is a miss, not an error.
+    for entry in cache.glob("*.npz"):
+        entry.write_bytes(b"not an npz file")
+    evaluate_run.evaluate(tmp_path, seed=1, progress=False, parts=("heldout",), cache_dir=cache)
+    assert len(calls) == 7
+    with pytest.raises(ValueError, match="unknown evaluation parts"):
+        evaluate_run.evaluate(tmp_path, parts=("heldout", "bogus"))
+    assert main(["eval", str(tmp_path), "--only", "bogus"]) == 2
 
 
 def test_mixed_preset_outer_trains_on_mlp_and_cnn_families_from_the_shipped_weights(tmp_path):
