@@ -51,9 +51,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from recipes import evaluate_run
-
-    from recipes import curve_cache
+    from recipes import curve_cache, evaluate_run
 
     parts = tuple(args.only.split(",")) if args.only else evaluate_run.PARTS
     cache = None if args.no_cache else (args.cache_dir or curve_cache.default_directory())

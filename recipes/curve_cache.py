@@ -20,6 +20,7 @@ measures every optimizer's seconds per step in its own run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -41,6 +42,7 @@ def default_directory() -> Path:
     return Path(root) / "baselines"
 
 
+@functools.cache  # the source does not change within a process
 def _code_digest() -> str:
     h = hashlib.sha256()
     for entry in _SOURCES:

@@ -143,22 +143,21 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
     key = jax.random.key(seed + 1_000)
     out = Path(out_dir)
     tables = []
+    # The recipe's problem, then each extra outer-training family, on its test class pool.
+    held_out = []
     if "heldout" in parts:
-        family = config.problem.family("test")
-        md = evaluate_family(family, lopt, theta, ev, ev.inner_steps, key, out / "eval",
-                             f"{record['recipe']} held-out tasks", progress,
-                             cache_dir=cache_dir, **config.problem.eval_options)
-        tables.append(f"## Held-out tasks ({config.problem.architecture} on {config.problem.dataset}, "
-                      f"test class pool)\n\n{md}\nPlots: {out / 'eval'}/curves.png, differences.png")
-    extra = getattr(config, "extra_problems", ()) if "extra" in parts else ()
-    for i, problem in enumerate(extra, start=1):
-        where = out / f"eval_extra_{i}"
-        md = evaluate_family(problem.family("test"), lopt, theta, ev, ev.inner_steps,
-                             jax.random.fold_in(key, 1 + i), where,
-                             f"{record['recipe']} held-out tasks ({problem.architecture})",
-                             progress, cache_dir=cache_dir, **problem.eval_options)
-        tables.append(f"## Held-out tasks, outer-training family {i + 1} ({problem.architecture} "
-                      f"on {problem.dataset}, test class pool)\n\n{md}\nPlots: {where}/curves.png")
+        held_out.append((config.problem, key, out / "eval", "", "Held-out tasks"))
+    if "extra" in parts:
+        for i, problem in enumerate(getattr(config, "extra_problems", ()), start=1):
+            held_out.append((problem, jax.random.fold_in(key, 1 + i), out / f"eval_extra_{i}",
+                             f" ({problem.architecture})",
+                             f"Held-out tasks, outer-training family {i + 1}"))
+    for problem, k, where, suffix, heading in held_out:
+        md = evaluate_family(problem.family("test"), lopt, theta, ev, ev.inner_steps, k, where,
+                             f"{record['recipe']} held-out tasks{suffix}", progress,
+                             cache_dir=cache_dir, **problem.eval_options)
+        tables.append(f"## {heading} ({problem.architecture} on {problem.dataset}, test class "
+                      f"pool)\n\n{md}\nPlots: {where}/curves.png, differences.png")
     if "generalization" in parts and ev.generalization:
         gen_problem = Problem("conv6", "mnist", batch_size=config.problem.batch_size, k=10,
                               class_pools="all")

@@ -201,11 +201,9 @@ def initial_theta(config: Metz2019):
     from tasks import pretrained
 
     lopt, theta = pretrained.load_optimizer(config.init_from)
-    if pretrained.optimizer_spec(lopt) != pretrained.optimizer_spec(learned_optimizer(config)):
-        raise ValueError(
-            f"init_from={config.init_from!r} is a {pretrained.optimizer_spec(lopt)}, but this "
-            f"config trains a {pretrained.optimizer_spec(learned_optimizer(config))}"
-        )
+    got, want = (pretrained.optimizer_spec(o) for o in (lopt, learned_optimizer(config)))
+    if got != want:
+        raise ValueError(f"init_from={config.init_from!r} is a {got}, but this config trains a {want}")
     return theta
 
 

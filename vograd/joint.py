@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from vograd.system import State, Theta, UnrolledSystem
+from vograd.train import check_theta
 
 
 class JointSystem(UnrolledSystem):
@@ -49,16 +50,15 @@ class JointSystem(UnrolledSystem):
         if len(horizons) != 1:
             raise ValueError(f"JointSystem: members must share one horizon, got {sorted(horizons)}")
         key = jax.random.key(0)
-        shapes = [jax.eval_shape(s.init_theta, key) for s in systems]
-        for i, shape in enumerate(shapes[1:], start=1):
-            if jax.tree.structure(shape) != jax.tree.structure(shapes[0]) or any(
-                (a.shape, a.dtype) != (b.shape, b.dtype)
-                for a, b in zip(jax.tree.leaves(shape), jax.tree.leaves(shapes[0]))
-            ):
+        expected = jax.eval_shape(systems[0].init_theta, key)
+        for i, system in enumerate(systems[1:], start=1):
+            try:
+                check_theta(jax.eval_shape(system.init_theta, key), expected)
+            except ValueError as e:
                 raise ValueError(
-                    f"JointSystem: member {i} ({type(systems[i]).__name__}) has outer "
-                    "parameters of another structure or shape than member 0"
-                )
+                    f"JointSystem: member {i} ({type(system).__name__}) has outer parameters "
+                    f"of another structure or shape than member 0 ({e})"
+                ) from None
         total = sum(weights)
         self.systems = systems
         self.weights = tuple(w / total for w in weights)
