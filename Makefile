@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA_STAMP := $(VENV)/.data
 OUT ?= runs/demo
 
-.PHONY: demo test venv data bench clean
+.PHONY: demo test venv data bench bench-reference clean
 
 venv: $(STAMP)
 
@@ -48,5 +48,23 @@ bench: $(STAMP) $(DATA_STAMP)
 	$(VENV)/bin/vograd bench estimators
 	$(VENV)/bin/vograd bench speed
 
+# learned_optimization, re-measured beside vograd (docs/performance.md). It goes into
+# its own venv that reuses .venv's packages (same jax) through a .pth file, so
+# that neither tensorflow nor learned_optimization's shims ever reach .venv.
+REF_VENV := .venv-reference
+REF_STAMP := $(REF_VENV)/.installed
+
+$(REF_STAMP): $(STAMP) benchmarks/reference/requirements.txt
+	$(PYTHON) -m venv $(REF_VENV)
+	echo "import site; site.addsitedir('$$($(PY) -c 'import site; print(site.getsitepackages()[0])')')" \
+		> "$$($(REF_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/vograd-venv.pth"
+	$(PY) -m pip freeze | grep -E '^(jax|jaxlib|numpy|optax|ml-dtypes)==' > $(REF_VENV)/constraints.txt
+	$(REF_VENV)/bin/python -m pip install --quiet -r benchmarks/reference/requirements.txt -c $(REF_VENV)/constraints.txt
+	$(REF_VENV)/bin/python -m pip install --quiet --no-deps learned_optimization==0.0.1
+	touch $(REF_STAMP)
+
+bench-reference: $(REF_STAMP) $(DATA_STAMP)
+	$(REF_VENV)/bin/python -m benchmarks.speed_reference
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(REF_VENV) runs

@@ -1,0 +1,191 @@
+"""vograd against learned_optimization, both timed round-robin in one process.
+
+REFERENCES.md quotes learned_optimization's throughput on "a 2-core CPU", and
+`vograd bench speed` divides by those figures. This benchmark re-measures the
+reference itself, on this machine, in the same rounds as vograd, so that the
+comparison is a ratio taken in one run. Per task and window, for ES and PES
+with 8 antithetic pairs (16 unrolls, horizon 1,000):
+
+- ``ref MLPLOpt 2x32``: learned_optimization's TruncatedES/PES with its
+  default ``MLPLOpt`` (19 features, 2 hidden layers of 32): the configuration
+  REFERENCES.md quotes;
+- ``ref MLPLOpt 1x32``: the same with ``MLPLOpt(hidden_layers=1)``;
+- ``vograd 1x32``: vograd's estimator with ``MLPOptimizer`` configured to
+  compute the same function as ``ref MLPLOpt 1x32`` (its 6 decays, 11
+  timescales, 19 -> 32 -> 2; `reference.lopt.same_function_check` copies the
+  weights over and compares one update): the like-for-like pair;
+- ``vograd Metz 2019``: vograd's default Metz 2019 ``MLPOptimizer`` (16 features,
+  1 hidden layer of 32), the row `vograd bench speed` reports.
+
+Inner steps/s counts every step of every unroll (``16 * window / s``), as the
+reference figures do.
+
+    make bench-reference                      # installs .venv-reference, runs this
+    .venv-reference/bin/python -m benchmarks.speed_reference [--tasks quadratic mlp conv]
+
+Writes ``reference.md`` and ``reference.json`` into ``--out`` (default
+``runs/bench_reference``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from pathlib import Path
+
+
+from benchmarks import speed_throughput
+from benchmarks.reference import lopt as ref
+from benchmarks.speed_common import fmt, load_average, machine, matmul_peak, round_robin
+from benchmarks.speed_throughput import PAIRS, HORIZON, Case
+
+DEFAULT_OUT = "runs/bench_reference"
+WINDOWS = {"quadratic": (10, 50), "mlp": (10, 50), "conv": (10,)}
+ROUNDS = {"quadratic": 7, "mlp": 5, "conv": 2}
+ESTIMATORS = {"quadratic": ("ES", "PES"), "mlp": ("ES", "PES"), "conv": ("ES",)}
+VOGRAD_MATCHED = "vograd 1x32"
+VOGRAD_METZ = "vograd Metz 2019"
+REF_MATCHED = "ref MLPLOpt 1x32"
+REF_DEFAULT = "ref MLPLOpt 2x32"
+# The CNN's convolutions dwarf the optimizer (one reference estimate takes minutes):
+# only the pair of `vograd bench speed` is timed there.
+IMPLEMENTATIONS = {
+    "quadratic": (VOGRAD_MATCHED, VOGRAD_METZ, REF_MATCHED, REF_DEFAULT),
+    "mlp": (VOGRAD_MATCHED, VOGRAD_METZ, REF_MATCHED, REF_DEFAULT),
+    "conv": (VOGRAD_METZ, REF_DEFAULT),
+}
+
+
+def vograd_system(family, matched: bool):
+    """Returns vograd's learned-optimizer system: the ``MLPOptimizer`` matched to MLPLOpt
+    1x32 (``matched``) or the default Metz 2019 one; fused forward in both."""
+    from tasks.optimizers import MLPOptimizer
+    from tasks.system import LearnedOptimizerSystem
+
+    if not matched:
+        return speed_throughput.make_system(family, HORIZON)
+    opt = MLPOptimizer(decays=ref.LOPT_DECAYS, taus=ref.LOPT_TIMESCALES, hidden=32,
+                       fused_forward=True)
+    return LearnedOptimizerSystem(opt, family, horizon=HORIZON)
+
+
+def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> dict:
+    """Returns the rows of one task: every (window, estimator, implementation) timed in the
+    same rounds, with steps/s and the ratios of each vograd row to its reference row."""
+    lo = ref.modules()
+    windows = windows or WINDOWS[task]
+    rounds = rounds or ROUNDS[task]
+    ours = speed_throughput.make_family(task)
+    theirs = ref.family(task, lo)
+    names = IMPLEMENTATIONS[task]
+    systems = {name: vograd_system(ours, name == VOGRAD_MATCHED)
+               for name in names if name.startswith("vograd")}
+    lopts = {name: ref.optimizer(1 if name == REF_MATCHED else 2, lo)
+             for name in names if name.startswith("ref")}
+    timed, keys = [], []
+    for window in windows:
+        for est in ESTIMATORS[task]:
+            for name, system in systems.items():
+                t = speed_throughput.estimator_timed(system, Case(task, est, window))
+                timed.append(t)
+                keys.append((window, est, name))
+                log(f"  compiled {name} {est} w{window} ({t.compile_s:.1f} s)")
+            for name, lopt in lopts.items():
+                t = ref.estimator_timed(name, theirs, lopt, est, window, PAIRS, HORIZON, lo)
+                timed.append(t)
+                keys.append((window, est, name))
+                log(f"  first call {name} {est} w{window} ({t.compile_s:.1f} s)")
+    for r in range(rounds):
+        round_robin(timed, 1)
+        log(f"  round {r + 1}/{rounds} done")
+    rows = []
+    for t, (window, est, name) in zip(timed, keys):
+        steps = 2 * PAIRS * window
+        rows.append({"task": task, "window": window, "estimator": est, "name": name,
+                     "first_call_s": t.compile_s, "wall_s": t.wall_s, "cpu_s": t.cpu_s,
+                     "walls": t.wall, "steps_per_s": steps / t.wall_s,
+                     "steps_per_cpu_s": steps / t.cpu_s})
+    by = {(r["window"], r["estimator"], r["name"]): r for r in rows}
+    for r in rows:
+        base = REF_MATCHED if r["name"] in (VOGRAD_MATCHED, REF_MATCHED) else REF_DEFAULT
+        other = by[(r["window"], r["estimator"], base)]
+        r["x_ref"] = other["wall_s"] / r["wall_s"]
+        r["x_ref_cpu"] = other["cpu_s"] / r["cpu_s"]
+        r["vs"] = base
+    return {"task": task, "num_params": ref.num_params(theirs, lo), "rows": rows}
+
+
+def measure(tasks, log=print) -> dict:
+    """Returns the whole run: machine, peaks before and after, the function check, tasks."""
+    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "machine": machine(), "peak_before": matmul_peak()}
+    results["check"] = ref.same_function_check()
+    log(f"same-function check: {results['check']}")
+    results["tasks"] = []
+    for task in tasks:
+        log(f"{task}:")
+        results["tasks"].append(run_task(task, log=log))
+    results["peak_after"] = matmul_peak()
+    results["load_average_after"] = load_average()
+    return results
+
+
+def report(results: dict, command: str) -> str:
+    """Returns the markdown report of ``measure``'s results."""
+    m = results["machine"]
+    check = results["check"]
+    lines = [
+        f"Command: `{command}` ({results['date']}). Machine: {m['cpu']}, {m['cores']} cores, "
+        f"jax {m['jax']}. Load average at the start: "
+        + ", ".join(f"{x:.2f}" for x in m["load_average"])
+        + "; at the end: " + ", ".join(f"{x:.2f}" for x in results["load_average_after"]) + ".",
+        f"float32 matmul peak (2048^2): {results['peak_before']['flop_per_s'] / 1e9:.1f} GFLOP/s "
+        f"at the start, {results['peak_after']['flop_per_s'] / 1e9:.1f} at the end.",
+        "",
+        f"Same function: one update of `MLPOptimizer` ({check['features']} features, "
+        f"{check['hidden']} hidden) with MLPLOpt 1x32's weights copied over differs from "
+        f"MLPLOpt's by at most {check['max_abs_diff']:.1e} (largest step "
+        f"{check['max_abs_step']:.1e}).",
+        "",
+        "Medians over rounds in which every function ran once. `x ref`: the reference row's "
+        "time over this row's (wall clock; `x ref CPU`: process CPU time); each vograd row "
+        f"is compared with the reference row of the same optimizer size (`{VOGRAD_MATCHED}` with "
+        f"`{REF_MATCHED}`, `{VOGRAD_METZ}` with `{REF_DEFAULT}`, the pair of `vograd bench speed`).",
+        "",
+    ]
+    for task in results["tasks"]:
+        lines += [f"#### {task['task']} ({task['num_params']:,} parameters)", "",
+                  "| window | estimator | implementation | first call s | s / estimate "
+                  "| inner steps/s | x ref | x ref CPU |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in task["rows"]:
+            is_ref = r["name"].startswith("ref")
+            lines.append(
+                f"| {r['window']} | {r['estimator']} | {r['name']} | {r['first_call_s']:.1f} "
+                f"| {fmt(r['wall_s'])} | {fmt(r['steps_per_s'])} "
+                f"| {'-' if is_ref else fmt(r['x_ref'])} "
+                f"| {'-' if is_ref else fmt(r['x_ref_cpu'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(tasks=("quadratic", "mlp"), out_dir: str | None = None) -> str:
+    """Runs the benchmark on ``tasks``; returns the report (also written to ``out_dir``)."""
+    results = measure(tasks)
+    command = "python -m benchmarks.speed_reference --tasks " + " ".join(tasks)
+    text = report(results, command)
+    out = Path(out_dir or DEFAULT_OUT)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "reference.json").write_text(json.dumps(results, indent=1, default=float))
+    (out / "reference.md").write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["quadratic", "mlp"],
+                        choices=sorted(WINDOWS))
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    print(main(tasks=tuple(args.tasks), out_dir=args.out))
