@@ -31,11 +31,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import json
-from pathlib import Path
 
 from benchmarks import speed_memory, speed_report, speed_throughput
-from benchmarks.speed_common import load_average, machine, matmul_peak
+from benchmarks.speed_common import load_average, machine, matmul_peak, write_report
 from benchmarks.speed_throughput import Case
 
 DEFAULT_OUT = "runs/bench_speed"
@@ -130,10 +128,7 @@ def main(out_dir: str | None = None, quick: bool = False) -> str:
     results = measure(config)
     command = "vograd bench speed" + (" --quick" if quick else "")
     text = speed_report.report(results, command)
-    out = Path(out_dir or DEFAULT_OUT)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.json").write_text(json.dumps(results, indent=1, default=float))
-    (out / "speed.md").write_text(text)
+    write_report(out_dir or DEFAULT_OUT, "speed", results, text)
     return text
 
 

@@ -12,10 +12,12 @@ is at most ``cores x`` wall time).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -146,3 +148,11 @@ def fmt(x: float, digits: int = 3) -> str:
     magnitude = int(np.floor(np.log10(abs(x))))
     decimals = max(digits - 1 - magnitude, 0)
     return f"{x:,.{decimals}f}"
+
+
+def write_report(out_dir: str, stem: str, results: dict, text: str) -> None:
+    """Writes ``results`` to ``out_dir/stem.json`` and ``text`` to ``out_dir/stem.md``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1, default=float))
+    (out / f"{stem}.md").write_text(text)

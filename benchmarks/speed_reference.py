@@ -4,7 +4,8 @@ REFERENCES.md quotes learned_optimization's throughput on "a 2-core CPU", and
 `vograd bench speed` divides by those figures. This benchmark re-measures the
 reference itself, on this machine, in the same rounds as vograd, so that the
 comparison is a ratio taken in one run. Per task and window, for ES and PES
-with 8 antithetic pairs (16 unrolls, horizon 1,000):
+with 8 antithetic pairs and truncated backprop (TBPTT) with 16 tasks (16
+unrolls in each case, horizon 1,000):
 
 - ``ref MLPLOpt 2x32``: learned_optimization's TruncatedES/PES with its
   default ``MLPLOpt`` (19 features, 2 hidden layers of 32): the configuration
@@ -18,7 +19,9 @@ with 8 antithetic pairs (16 unrolls, horizon 1,000):
   1 hidden layer of 32), the row `vograd bench speed` reports.
 
 Inner steps/s counts every step of every unroll (``16 * window / s``), as the
-reference figures do.
+reference figures do. A second table times one optimizer update alone (jitted,
+applied to the parameters) on the image MLP's 12,730 parameters, with
+``optax.adam`` in the same rounds.
 
     make bench-reference                      # installs .venv-reference, runs this
     .venv-reference/bin/python -m benchmarks.speed_reference [--tasks quadratic mlp conv]
@@ -31,19 +34,23 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-from pathlib import Path
-
 
 from benchmarks import speed_throughput
 from benchmarks.reference import lopt as ref
-from benchmarks.speed_common import fmt, load_average, machine, matmul_peak, round_robin
+from benchmarks.speed_common import (
+    fmt,
+    load_average,
+    machine,
+    matmul_peak,
+    round_robin,
+    write_report,
+)
 from benchmarks.speed_throughput import PAIRS, HORIZON, Case
 
 DEFAULT_OUT = "runs/bench_reference"
 WINDOWS = {"quadratic": (10, 50), "mlp": (10, 50), "conv": (10,)}
 ROUNDS = {"quadratic": 7, "mlp": 5, "conv": 2}
-ESTIMATORS = {"quadratic": ("ES", "PES"), "mlp": ("ES", "PES"), "conv": ("ES",)}
+ESTIMATORS = {"quadratic": ("ES", "PES", "TBPTT"), "mlp": ("ES", "PES", "TBPTT"), "conv": ("ES",)}
 VOGRAD_MATCHED = "vograd 1x32"
 VOGRAD_METZ = "vograd Metz 2019"
 REF_MATCHED = "ref MLPLOpt 1x32"
@@ -57,17 +64,22 @@ IMPLEMENTATIONS = {
 }
 
 
-def vograd_system(family, matched: bool):
-    """Returns vograd's learned-optimizer system: the ``MLPOptimizer`` matched to MLPLOpt
-    1x32 (``matched``) or the default Metz 2019 one; fused forward in both."""
+def vograd_optimizer(matched: bool):
+    """Returns vograd's ``MLPOptimizer`` matched to MLPLOpt 1x32 (``matched``: its 6 decays
+    and 11 timescales, one hidden layer of 32) or the default Metz 2019 one; fused forward."""
     from tasks.optimizers import MLPOptimizer
-    from tasks.system import LearnedOptimizerSystem
 
     if not matched:
-        return speed_throughput.make_system(family, HORIZON)
-    opt = MLPOptimizer(decays=ref.LOPT_DECAYS, taus=ref.LOPT_TIMESCALES, hidden=32,
-                       fused_forward=True)
-    return LearnedOptimizerSystem(opt, family, horizon=HORIZON)
+        return MLPOptimizer(fused_forward=True)
+    return MLPOptimizer(decays=ref.LOPT_DECAYS, taus=ref.LOPT_TIMESCALES, hidden=32,
+                        fused_forward=True)
+
+
+def vograd_system(family, matched: bool):
+    """Returns vograd's learned-optimizer system on ``family`` with `vograd_optimizer`."""
+    from tasks.system import LearnedOptimizerSystem
+
+    return LearnedOptimizerSystem(vograd_optimizer(matched), family, horizon=HORIZON)
 
 
 def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> dict:
@@ -116,12 +128,58 @@ def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> d
     return {"task": task, "num_params": ref.num_params(theirs, lo), "rows": rows}
 
 
+def update_rows(rounds: int = 30, repeats: int = 10, lo=None) -> list[dict]:
+    """Returns the cost of one update on the 784-16-10 MLP's parameters: optax.adam, the
+    two vograd optimizers and the two MLPLOpts, timed round-robin (median microseconds)."""
+    import jax
+    import optax
+
+    from benchmarks.bench_optimizer_update import mlp_params
+    from benchmarks.speed_common import compile_timed
+
+    lo = lo or ref.modules()
+    params = mlp_params(jax.random.key(0))
+    grads = jax.tree.map(lambda p: 1e-2 * jax.random.normal(jax.random.key(1), p.shape), params)
+    adam = optax.adam(1e-3)
+
+    def adam_update(grads, state, params):
+        updates, state = adam.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    timed = [compile_timed("optax.adam", adam_update, (grads, adam.init(params), params))]
+    for name in (VOGRAD_MATCHED, VOGRAD_METZ):
+        opt = vograd_optimizer(name == VOGRAD_MATCHED)
+        theta = opt.init_theta(jax.random.key(2))
+
+        def ours(theta, grads, state, params, opt=opt):
+            updates, state = opt.update(theta, grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        timed.append(compile_timed(name, ours, (theta, grads, opt.init(theta, params), params)))
+    for name in (REF_MATCHED, REF_DEFAULT):
+        timed.append(ref.update_timed(name, ref.optimizer(1 if name == REF_MATCHED else 2, lo),
+                                      params, grads))
+    round_robin(timed, rounds, repeats)
+    adam_us = timed[0].wall_s * 1e6
+    by = {t.name: t.wall_s for t in timed}
+    rows = []
+    for t in timed:
+        base = {VOGRAD_MATCHED: REF_MATCHED, VOGRAD_METZ: REF_DEFAULT}.get(t.name)
+        rows.append({"name": t.name, "us": t.wall_s * 1e6, "min_us": min(t.wall) * 1e6,
+                     "x_adam": t.wall_s * 1e6 / adam_us,
+                     "x_ref": by[base] / t.wall_s if base else None})
+    return rows
+
+
 def measure(tasks, log=print) -> dict:
-    """Returns the whole run: machine, peaks before and after, the function check, tasks."""
+    """Returns the whole run: machine, peaks before and after, the function check, the
+    update costs, the tasks."""
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
                "machine": machine(), "peak_before": matmul_peak()}
     results["check"] = ref.same_function_check()
     log(f"same-function check: {results['check']}")
+    results["update"] = update_rows()
+    log(f"update costs: {results['update']}")
     results["tasks"] = []
     for task in tasks:
         log(f"{task}:")
@@ -154,6 +212,14 @@ def report(results: dict, command: str) -> str:
         f"`{REF_MATCHED}`, `{VOGRAD_METZ}` with `{REF_DEFAULT}`, the pair of `vograd bench speed`).",
         "",
     ]
+    lines += ["#### One update, 12,730 parameters", "",
+              "Jitted, applied to the parameters; median (minimum) microseconds over "
+              "round-robin calls. `x ref`: the same-size reference optimizer's time over this row's.",
+              "", "| optimizer | us (min) | x optax.adam | x ref |", "|---|---|---|---|"]
+    for r in results["update"]:
+        lines.append(f"| {r['name']} | {r['us']:.0f} ({r['min_us']:.0f}) | {r['x_adam']:.1f} "
+                     f"| {'-' if r['x_ref'] is None else format(r['x_ref'], '.2f')} |")
+    lines.append("")
     for task in results["tasks"]:
         lines += [f"#### {task['task']} ({task['num_params']:,} parameters)", "",
                   "| window | estimator | implementation | first call s | s / estimate "
@@ -175,10 +241,7 @@ def main(tasks=("quadratic", "mlp"), out_dir: str | None = None) -> str:
     results = measure(tasks)
     command = "python -m benchmarks.speed_reference --tasks " + " ".join(tasks)
     text = report(results, command)
-    out = Path(out_dir or DEFAULT_OUT)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "reference.json").write_text(json.dumps(results, indent=1, default=float))
-    (out / "reference.md").write_text(text)
+    write_report(out_dir or DEFAULT_OUT, "reference", results, text)
     return text
 
 

@@ -37,8 +37,9 @@ def header(results: dict, command: str) -> list[str]:
         "",
         "All times are medians over rounds in which every compared function ran once "
         "(round-robin). `x ref` divides by the reference figure of learned_optimization "
-        "quoted in REFERENCES.md (NOT re-measured here: it is not installed); every other "
-        "ratio is between two functions timed in this run.",
+        "quoted in REFERENCES.md (not re-measured in this run; `make bench-reference` times "
+        "learned_optimization itself beside vograd); every other ratio is between two "
+        "functions timed in this run.",
         "",
     ]
 
@@ -87,7 +88,8 @@ def targets(results: dict) -> list[str]:
         "### Against the targets",
         "",
         "Each estimator at the reference figure's window, in multiples of that figure "
-        "(REFERENCES.md, not re-measured; the reference ran TruncatedES/PES).",
+        "(REFERENCES.md, not re-measured in this run; the reference ran TruncatedES/PES; "
+        "`make bench-reference` gives the measured ratios).",
         "",
         "| task | window | ES x ref | PES x ref | Merged x ref | target |",
         "|---|---|---|---|---|---|",

@@ -75,9 +75,12 @@ def make_system(family, horizon: int = HORIZON):
 
 
 def make_estimator(name: str, window: int, chunk: int | None):
-    """Returns the estimator ``name`` (``"ES"``, ``"PES"``, ``"Merged"``) with 8 pairs."""
-    from vograd.estimators import EvolutionStrategies, Merged, PersistentES
+    """Returns the estimator ``name`` (``"ES"``, ``"PES"``, ``"Merged"`` with 8 pairs;
+    ``"TBPTT"``, truncated backprop, with 16 particles)."""
+    from vograd.estimators import EvolutionStrategies, Merged, PersistentES, TruncatedBackprop
 
+    if name == "TBPTT":
+        return TruncatedBackprop(num_particles=2 * PAIRS, window=window, chunk=chunk)
     cls = {"ES": EvolutionStrategies, "PES": PersistentES, "Merged": Merged}[name]
     return cls(num_pairs=PAIRS, window=window, chunk=chunk)
 

@@ -51,6 +51,7 @@ def modules():
         from learned_optimization.outer_trainers import (
             gradient_learner,
             truncated_es,
+            truncated_grad,
             truncated_pes,
             truncation_schedule,
         )
@@ -62,6 +63,7 @@ def modules():
     return {
         "hk": hk, "mlp_lopt": mlp_lopt, "gradient_learner": gradient_learner,
         "truncated_es": truncated_es, "truncated_pes": truncated_pes,
+        "truncated_grad": truncated_grad,
         "truncation_schedule": truncation_schedule, "tasks_base": tasks_base,
         "datasets_base": datasets_base, "image_mlp": image_mlp,
     }
@@ -177,10 +179,12 @@ def optimizer(hidden_layers: int, lo=None):
 def estimator_timed(name: str, fam, lopt, estimator: str, window: int, pairs: int,
                     horizon: int, lo=None) -> Timed:
     """Returns a `Timed` of one ``compute_gradient_estimate`` of learned_optimization's
-    ``TruncatedES`` or ``TruncatedPES`` with ``pairs`` tasks (antithetic pairs), one jitted
+    ``TruncatedES`` or ``TruncatedPES`` with ``pairs`` tasks (antithetic pairs) or
+    ``TruncatedGrad`` (``"TBPTT"``) with ``2 x pairs`` tasks, one jitted
     segment per window (``steps_per_jit = window``; its default of 10 measured no
     faster) and unstacked antithetic unrolls (its default). Each call continues from the
-    state the previous one returned. ``compile_s``: the first call, compiles included."""
+    state the previous one returned, after two warm-up calls. ``compile_s``: the first
+    call, compiles included."""
     lo = lo or modules()
     sched = lo["truncation_schedule"].ConstantTruncationSchedule(horizon)
     if estimator == "ES":
@@ -189,6 +193,9 @@ def estimator_timed(name: str, fam, lopt, estimator: str, window: int, pairs: in
     elif estimator == "PES":
         est = lo["truncated_pes"].TruncatedPES(fam, lopt, sched, num_tasks=pairs,
                                                trunc_length=window, steps_per_jit=window)
+    elif estimator == "TBPTT":  # 2 x pairs unperturbed tasks, as vograd's TruncatedBackprop
+        est = lo["truncated_grad"].TruncatedGrad(fam, lopt, sched, num_tasks=2 * pairs,
+                                                 unroll_length=window, steps_per_jit=window)
     else:
         raise KeyError(f"learned_optimization has no estimator {estimator!r} here")
     gl = lo["gradient_learner"]
@@ -202,9 +209,25 @@ def estimator_timed(name: str, fam, lopt, estimator: str, window: int, pairs: in
 
     start = time.perf_counter()
     _, state = jax.block_until_ready(estimate(state, jax.random.PRNGKey(2)))
-    t = Timed(name, estimate, (state, jax.random.PRNGKey(3)), time.perf_counter() - start)
+    first = time.perf_counter() - start
+    # A second warm-up call: TruncatedGrad compiles again on its second call (the
+    # state it returns differs in weak types from the one it was initialised with).
+    _, state = jax.block_until_ready(estimate(state, jax.random.PRNGKey(3)))
+    t = Timed(name, estimate, (state, jax.random.PRNGKey(4)), first)
     t.advance = lambda args, out: (out[1], jax.random.fold_in(args[1], 1))
     return t
+
+
+def update_timed(name: str, lopt, params, grads) -> Timed:
+    """Returns a `Timed` of one jitted update of ``lopt`` (learned_optimization's
+    ``Optimizer.update``, which also applies it) on ``params``."""
+    theta = lopt.init(jax.random.PRNGKey(0))
+    opt = lopt.opt_fn(theta)
+    update = jax.jit(lambda state, g: opt.update(state, g, loss=jnp.asarray(0.0)))
+    state = opt.init(params)
+    start = time.perf_counter()
+    jax.block_until_ready(update(state, grads))
+    return Timed(name, update, (state, grads), time.perf_counter() - start)
 
 
 def same_function_check(lo=None) -> dict:
@@ -237,4 +260,4 @@ def same_function_check(lo=None) -> dict:
 
 
 __all__ = ["LOPT_DECAYS", "LOPT_TIMESCALES", "INSTALL_HINT", "estimator_timed", "family",
-           "modules", "num_params", "optimizer", "same_function_check"]
+           "modules", "num_params", "optimizer", "same_function_check", "update_timed"]
