@@ -35,9 +35,14 @@ from __future__ import annotations
 import argparse
 import datetime
 
+import jax
+import optax
+
 from benchmarks import speed_throughput
+from benchmarks.bench_optimizer_update import mlp_params
 from benchmarks.reference import lopt as ref
 from benchmarks.speed_common import (
+    compile_timed,
     fmt,
     load_average,
     machine,
@@ -131,12 +136,6 @@ def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> d
 def update_rows(rounds: int = 30, repeats: int = 10, lo=None) -> list[dict]:
     """Returns the cost of one update on the 784-16-10 MLP's parameters: optax.adam, the
     two vograd optimizers and the two MLPLOpts, timed round-robin (median microseconds)."""
-    import jax
-    import optax
-
-    from benchmarks.bench_optimizer_update import mlp_params
-    from benchmarks.speed_common import compile_timed
-
     lo = lo or ref.modules()
     params = mlp_params(jax.random.key(0))
     grads = jax.tree.map(lambda p: 1e-2 * jax.random.normal(jax.random.key(1), p.shape), params)
