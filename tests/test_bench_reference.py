@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +22,7 @@ from benchmarks.reference import lopt
 from tasks.optimizers import MLPOptimizer, MLPTheta
 
 
-def _mlplopt_numpy(theta, params, grads_seq, step_mult=1e-3, exp_mult=1e-3):
+def _mlplopt_numpy(theta, params, grads_seq, start=0, step_mult=1e-3, exp_mult=1e-3):
     """Returns the params after MLPLOpt(hidden_layers=1)'s updates, in float64 numpy:
     per tensor, features [g, p, m_0..m_5] each scaled by 1/sqrt(1e-5 + mean(x^2)),
     then tanh(t / s - 1) for its 11 timescales; ReLU layer; p -= d exp(exp_mult m) step_mult."""
@@ -31,7 +32,7 @@ def _mlplopt_numpy(theta, params, grads_seq, step_mult=1e-3, exp_mult=1e-3):
     scales = np.asarray([1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000], np.float64)
     params = {k: np.asarray(v, np.float64) for k, v in params.items()}
     moms = {k: np.zeros((len(decays),) + v.shape) for k, v in params.items()}
-    for t, grads in enumerate(grads_seq):
+    for t, grads in enumerate(grads_seq, start=start):
         time_feat = np.tanh(t / scales - 1.0)
         new = {}
         for k, p in params.items():
@@ -49,8 +50,9 @@ def _mlplopt_numpy(theta, params, grads_seq, step_mult=1e-3, exp_mult=1e-3):
     return params
 
 
+@pytest.mark.parametrize("start", [0, 30_000])  # late steps make the long timescales count
 @pytest.mark.parametrize("fused", [False, True])
-def test_matched_optimizer_computes_mlplopt_1x32(fused):
+def test_matched_optimizer_computes_mlplopt_1x32(fused, start):
     opt = MLPOptimizer(decays=lopt.LOPT_DECAYS, taus=lopt.LOPT_TIMESCALES, hidden=32,
                        fused_forward=fused)
     assert opt.num_features == 19  # MLPLOpt's input width
@@ -64,10 +66,11 @@ def test_matched_optimizer_computes_mlplopt_1x32(fused):
                   "b": 0.01 * jax.random.normal(jax.random.fold_in(k, 1), (16,))}
                  for k in keys[4:8]]
     state, ours = opt.init(theta, params), params
+    state = eqx.tree_at(lambda s: s.step, state, jnp.asarray(start, jnp.int32))
     for grads in grads_seq:
         updates, state = opt.update(theta, grads, state, ours)
         ours = jax.tree.map(lambda p, u: p + u, ours, updates)
-    theirs = _mlplopt_numpy(jax.tree.map(np.asarray, theta), params, grads_seq)
+    theirs = _mlplopt_numpy(jax.tree.map(np.asarray, theta), params, grads_seq, start)
     for k in params:
         moved = np.max(np.abs(theirs[k] - np.asarray(params[k])))
         assert moved > 1e-4  # four real steps were taken
