@@ -60,6 +60,8 @@ VOGRAD_MATCHED = "vograd 1x32"
 VOGRAD_METZ = "vograd Metz 2019"
 REF_MATCHED = "ref MLPLOpt 1x32"
 REF_DEFAULT = "ref MLPLOpt 2x32"
+REF_HIDDEN_LAYERS = {REF_MATCHED: 1, REF_DEFAULT: 2}
+REFERENCE_OF = {VOGRAD_MATCHED: REF_MATCHED, VOGRAD_METZ: REF_DEFAULT}  # the row each is divided by
 # The CNN's convolutions dwarf the optimizer (one reference estimate takes minutes):
 # only the pair of `vograd bench speed` is timed there.
 IMPLEMENTATIONS = {
@@ -98,7 +100,7 @@ def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> d
     names = IMPLEMENTATIONS[task]
     systems = {name: vograd_system(ours, name == VOGRAD_MATCHED)
                for name in names if name.startswith("vograd")}
-    lopts = {name: ref.optimizer(1 if name == REF_MATCHED else 2, lo)
+    lopts = {name: ref.optimizer(REF_HIDDEN_LAYERS[name], lo)
              for name in names if name.startswith("ref")}
     timed, keys = [], []
     for window in windows:
@@ -125,7 +127,7 @@ def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> d
                      "steps_per_cpu_s": steps / t.cpu_s})
     by = {(r["window"], r["estimator"], r["name"]): r for r in rows}
     for r in rows:
-        base = REF_MATCHED if r["name"] in (VOGRAD_MATCHED, REF_MATCHED) else REF_DEFAULT
+        base = REFERENCE_OF.get(r["name"], r["name"])
         other = by[(r["window"], r["estimator"], base)]
         r["x_ref"] = other["wall_s"] / r["wall_s"]
         r["x_ref_cpu"] = other["cpu_s"] / r["cpu_s"]
@@ -155,15 +157,14 @@ def update_rows(rounds: int = 30, repeats: int = 10, lo=None) -> list[dict]:
             return optax.apply_updates(params, updates), state
 
         timed.append(compile_timed(name, ours, (theta, grads, opt.init(theta, params), params)))
-    for name in (REF_MATCHED, REF_DEFAULT):
-        timed.append(ref.update_timed(name, ref.optimizer(1 if name == REF_MATCHED else 2, lo),
-                                      params, grads))
+    for name, layers in REF_HIDDEN_LAYERS.items():
+        timed.append(ref.update_timed(name, ref.optimizer(layers, lo), params, grads))
     round_robin(timed, rounds, repeats)
     adam_us = timed[0].wall_s * 1e6
     by = {t.name: t.wall_s for t in timed}
     rows = []
     for t in timed:
-        base = {VOGRAD_MATCHED: REF_MATCHED, VOGRAD_METZ: REF_DEFAULT}.get(t.name)
+        base = REFERENCE_OF.get(t.name)
         rows.append({"name": t.name, "us": t.wall_s * 1e6, "min_us": min(t.wall) * 1e6,
                      "x_adam": t.wall_s * 1e6 / adam_us,
                      "x_ref": by[base] / t.wall_s if base else None})
