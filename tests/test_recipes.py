@@ -175,6 +175,22 @@ def test_mixed_preset_outer_trains_on_mlp_and_cnn_families_from_the_shipped_weig
     assert np.all(np.isfinite(curves["learned"]["train"])) and not (tmp_path / "eval").exists()
 
 
+def test_joint_preset_trains_both_families_from_scratch_in_one_compiled_size():
+    import vograd
+    from vograd.schedules import bucket
+
+    cfg, mixed = metz2019.PRESETS["joint"], metz2019.PRESETS["mixed"]
+    assert isinstance(metz2019.system(cfg), vograd.JointSystem)
+    # The families and the held-out evaluation of the two-stage `small` -> `mixed`,
+    # in one stage from a fresh initialisation.
+    assert (cfg.problem, cfg.extra_problems, cfg.evaluation) == (
+        mixed.problem, mixed.extra_problems, mixed.evaluation)
+    assert metz2019.initial_theta(cfg) is None and cfg.num_pairs == 2
+    # Once the curriculum ends, every jittered window fits the compiled size 128.
+    t = cfg.truncation
+    assert bucket(t.max_window(), minimum=t.min_bucket, maximum=cfg.horizon) == 128
+
+
 def test_convolutional_evaluation_runs_sequentially(tmp_path):
     # The generalization check's path: a conv problem evaluated with its runs one
     # after another (Problem.eval_options), on real MNIST-like digits.
