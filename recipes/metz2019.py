@@ -88,17 +88,26 @@ _SMALL_EVALUATION = Evaluation(
     generalization_tasks=1, generalization_baselines=("adam",),
 )
 
+_SMALL = Metz2019(
+    problem=_SMALL_MLP,
+    horizon=300,
+    num_pairs=4,
+    truncation=Truncation(start=10, end=150, num_steps=500, jitter=0.2, min_bucket=32),
+    outer_steps=1400,
+    outer_lr=3e-3,
+    checkpoint_every=50,
+    evaluation=_SMALL_EVALUATION,
+)
+
 PRESETS: dict[str, Metz2019] = {
     # A few minutes on 2 CPU cores: a one-hidden-layer MLP on 14x14 Fashion-MNIST
     # (6.5k parameters), short episodes, one compiled window size (min_bucket).
-    "demo": Metz2019(
-        problem=Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=64, downsample=2),
+    "demo": replace(
+        _SMALL,
+        problem=replace(_SMALL_MLP, batch_size=64),
         horizon=200,
-        num_pairs=4,
         truncation=Truncation(start=10, end=26, num_steps=100, jitter=0.2, min_bucket=32),
         outer_steps=150,
-        outer_lr=3e-3,
-        checkpoint_every=50,
         evaluation=Evaluation(
             num_tasks=8, num_seeds=2, inner_steps=200, eval_every=20, eval_batches=2,
             random_search=16, generalization=False,
@@ -109,32 +118,20 @@ PRESETS: dict[str, Metz2019] = {
     # preset behind tasks.pretrained "metz2019-small". A one-hidden-layer MLP on
     # 14x14 Fashion-MNIST, episodes of 300 steps, truncations growing from 10
     # to 150 steps, evaluated at the training horizon on 20 held-out tasks.
-    "small": Metz2019(
-        problem=_SMALL_MLP,
-        horizon=300,
-        num_pairs=4,
-        truncation=Truncation(start=10, end=150, num_steps=500, jitter=0.2, min_bucket=32),
-        outer_steps=1400,
-        outer_lr=3e-3,
-        checkpoint_every=50,
-        evaluation=_SMALL_EVALUATION,
-    ),
+    "small": _SMALL,
     # The second stage after "small" (15 minutes on 2 idle CPU cores): starting
     # from the shipped "metz2019-small" weights, outer-train on the MLP family and
     # a small CNN family together (each sample trains one task of each), windows
     # of 80-120 steps (one compiled size, 128: a window padded into 256 costs
     # about twice as much). Shipped as tasks.pretrained "metz2019-mixed".
-    "mixed": Metz2019(
-        problem=_SMALL_MLP,
+    "mixed": replace(
+        _SMALL,
         extra_problems=(_SMALL_CNN,),
         init_from="metz2019-small",
-        horizon=300,
-        num_pairs=4,
         truncation=Truncation(start=100, end=100, num_steps=1, jitter=0.2, min_bucket=32),
         outer_steps=300,
         outer_lr=1e-3,
         checkpoint_every=25,
-        evaluation=_SMALL_EVALUATION,
     ),
     # One stage, from scratch, on the MLP and small-CNN families together (the
     # alternative to small -> mixed): 2 antithetic pairs per family instead of 4 (the
@@ -144,16 +141,12 @@ PRESETS: dict[str, Metz2019] = {
     # once the curriculum ends). 35 minutes on 2 idle cores. Measured (seed 0,
     # docs/results.md): it trades the MLP family (15% wins against tuned Adam on
     # the held-out tasks) for the CNN family (50%), so it is not shipped.
-    "joint": Metz2019(
-        problem=_SMALL_MLP,
+    "joint": replace(
+        _SMALL,
         extra_problems=(_SMALL_CNN,),
-        horizon=300,
         num_pairs=2,
         truncation=Truncation(start=10, end=100, num_steps=500, jitter=0.2, min_bucket=32),
         outer_steps=1600,
-        outer_lr=3e-3,
-        checkpoint_every=50,
-        evaluation=_SMALL_EVALUATION,
     ),
     # The published sizes: a GPU or many machines.
     "paper": Metz2019(truncation=Truncation(chunk=50)),
