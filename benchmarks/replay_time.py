@@ -7,8 +7,8 @@ A run's ``metrics.jsonl`` records every outer step's window, compiled size
 else ran at the time. This replays the run's cost instead: for every
 compiled size the run used, it compiles the run's own estimator (its config,
 its trained ``theta``), times one outer-gradient estimate at the shortest and
-the longest window the run had in that size (median of ``repeats`` calls),
-and fits ``t(window) = a + b * window`` between the two (padded slots are
+the longest window the run had in that size (median of ``repeats`` calls
+each, round-robin), and fits ``t(window) = a + b * window`` between the two (padded slots are
 skipped by a ``lax.cond`` but are not free in reverse mode, hence the
 intercept). The predicted time of the run is the sum of ``t`` over its
 logged windows plus one compilation per size; the outer update itself
@@ -24,20 +24,12 @@ import collections
 import dataclasses
 import json
 import statistics
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from benchmarks.speed_common import Timed, compile_timed, round_robin
 
 
 def replay(run_dir: str | Path, repeats: int = 3) -> dict:
@@ -52,34 +44,39 @@ def replay(run_dir: str | Path, repeats: int = 3) -> dict:
         raise ValueError(f"{run_dir}: the run has no truncation schedule (no buckets logged)")
     system = module.system(config, "train")
     _, theta = run.load_theta(run_dir)
-    windows = collections.defaultdict(list)
+    steps_of = collections.defaultdict(list)
     for r in rows:
-        windows[int(r["bucket"])].append(int(r["window"]))
+        steps_of[int(r["bucket"])].append(r)
     buckets, predicted, compile_total = [], 0.0, 0.0
-    for size, ws in sorted(windows.items()):
+    for size, steps in sorted(steps_of.items()):
+        ws = [int(r["window"]) for r in steps]
+        logged = [r["step_time"] for r in steps]
+        lo, hi = min(ws), max(ws)
         est = dataclasses.replace(module.estimator(config), window=size)
         state = est.init(system, theta, jax.random.key(1))
-        fn = jax.jit(lambda th, st, k, n, est=est: est.estimate(system, th, st, k, length=n))
-        start = time.perf_counter()
-        jax.block_until_ready(fn(theta, state, jax.random.key(2), jnp.int32(max(ws))))
-        compile_s = time.perf_counter() - start
-        lo, hi = min(ws), max(ws)
-        keys = iter(jax.random.split(jax.random.key(3), 2 * repeats))
-        t_lo = _median_time(lambda: fn(theta, state, next(keys), jnp.int32(lo)), repeats)
-        t_hi = _median_time(lambda: fn(theta, state, next(keys), jnp.int32(hi)), repeats)
+
+        def estimate(th, st, k, n):
+            return est.estimate(system, th, st, k, length=n)
+
+        # One executable serves both lengths (``length`` is dynamic); the two are
+        # timed round-robin, each call after a warm-up, compilation apart.
+        at_hi = compile_timed(f"{size}/{hi}", estimate,
+                              (theta, state, jax.random.key(2), jnp.int32(hi)))
+        at_lo = Timed(f"{size}/{lo}", at_hi.fn, (theta, state, jax.random.key(2), jnp.int32(lo)))
+        round_robin([at_lo, at_hi], repeats)
+        t_lo, t_hi = at_lo.wall_s, at_hi.wall_s
         slope = (t_hi - t_lo) / (hi - lo) if hi > lo else t_hi / hi
         intercept = t_hi - slope * hi
         total = sum(intercept + slope * w for w in ws)
-        logged = [r["step_time"] for r in rows if int(r["bucket"]) == size]
         buckets.append({
             "bucket": size, "steps": len(ws), "windows": (lo, hi),
-            "mean_window": statistics.mean(ws), "compile_s": compile_s,
+            "mean_window": statistics.mean(ws), "compile_s": at_hi.compile_s,
             "s_per_window_step": slope, "replayed_s": total, "logged_s": sum(logged),
             "logged_median_step_s": statistics.median(logged),
             "replayed_median_step_s": intercept + slope * statistics.median(ws),
         })
         predicted += total
-        compile_total += compile_s
+        compile_total += at_hi.compile_s
     return {
         "run": str(run_dir), "preset": record.get("preset"), "steps": len(rows),
         "buckets": buckets, "replayed_s": predicted + compile_total,
