@@ -8,9 +8,9 @@ else ran at the time. This replays the run's cost instead: for every
 compiled size the run used, it compiles the run's own estimator (its config,
 its trained ``theta``), times one outer-gradient estimate at the shortest and
 the longest window the run had in that size (median of ``repeats`` calls
-each, round-robin), and fits ``t(window) = a + b * window`` between the two (padded slots are
-skipped by a ``lax.cond`` but are not free in reverse mode, hence the
-intercept). The predicted time of the run is the sum of ``t`` over its
+each, round-robin), and fits ``t(window) = a + b * window`` between the
+two (padded slots are skipped by a ``lax.cond`` but are not free in
+reverse mode, hence the intercept). The predicted time of the run is the sum of ``t`` over its
 logged windows plus one compilation per size; the outer update itself
 (optax on a few hundred weights) is not included. Printed beside the logged
 time, so ``logged / replayed`` says how much the machine was loaded while
@@ -36,6 +36,8 @@ def replay(run_dir: str | Path, repeats: int = 3) -> dict:
     """Returns per-bucket timings and the predicted and logged totals of ``run_dir``."""
     from recipes import run
 
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
     module, config, record = run.read_run(run_dir)
     rows = run.read_metrics(run_dir)
     if not rows:

@@ -34,6 +34,8 @@ def test_replay_times_every_compiled_size_of_the_log(tmp_path):
     assert again["steps"] == 2 and again["buckets"][0]["bucket"] == 4
 
 
-def test_replay_refuses_a_directory_that_is_not_a_run(tmp_path):
+def test_replay_refuses_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         replay_time.replay(tmp_path)
+    with pytest.raises(ValueError, match="repeats must be an int >= 1"):
+        replay_time.replay(tmp_path, repeats=0)
