@@ -10,9 +10,9 @@ its trained ``theta``), times one outer-gradient estimate at the shortest and
 the longest window the run had in that size (median of ``repeats`` calls
 each, round-robin), and fits ``t(window) = a + b * window`` between the
 two (padded slots are skipped by a ``lax.cond`` but are not free in
-reverse mode, hence the intercept). The predicted time of the run is the sum of ``t`` over its
-logged windows plus one compilation per size; the outer update itself
-(optax on a few hundred weights) is not included. Printed beside the logged
+reverse mode, hence the intercept). The predicted time of the run is the
+sum of ``t`` over its logged windows plus one compilation per size; the
+outer update itself (optax on a few hundred weights) is not included. Printed beside the logged
 time, so ``logged / replayed`` says how much the machine was loaded while
 the run trained.
 """
