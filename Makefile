@@ -54,17 +54,17 @@ bench: $(STAMP) $(DATA_STAMP)
 REF_VENV := .venv-reference
 REF_STAMP := $(REF_VENV)/.installed
 
-$(REF_STAMP): $(STAMP) benchmarks/reference/requirements.txt
+$(REF_STAMP): $(STAMP) vograd/benchmarks/reference/requirements.txt
 	$(PYTHON) -m venv $(REF_VENV)
 	echo "import site; site.addsitedir('$$($(PY) -c 'import site; print(site.getsitepackages()[0])')')" \
 		> "$$($(REF_VENV)/bin/python -c 'import site; print(site.getsitepackages()[0])')/vograd-venv.pth"
 	$(PY) -m pip freeze | grep -E '^(jax|jaxlib|numpy|optax|ml-dtypes)==' > $(REF_VENV)/constraints.txt
-	$(REF_VENV)/bin/python -m pip install --quiet -r benchmarks/reference/requirements.txt -c $(REF_VENV)/constraints.txt
+	$(REF_VENV)/bin/python -m pip install --quiet -r vograd/benchmarks/reference/requirements.txt -c $(REF_VENV)/constraints.txt
 	$(REF_VENV)/bin/python -m pip install --quiet --no-deps learned_optimization==0.0.1
 	touch $(REF_STAMP)
 
 bench-reference: $(REF_STAMP) $(DATA_STAMP)
-	$(REF_VENV)/bin/python -m benchmarks.speed_reference
+	$(REF_VENV)/bin/python -m vograd.benchmarks.speed_reference
 
 clean:
 	rm -rf $(VENV) $(REF_VENV) runs

@@ -1,4 +1,4 @@
-"""Builds tasks/datasets/data/fashion_mnist_subset.npz from the Debian package files.
+"""Builds vograd/tasks/datasets/data/fashion_mnist_subset.npz from the Debian package files.
 
 The subset is the first ``--train-per-class`` training and ``--test-per-class``
 test images of every class, in the files' own order (which is already
@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from tasks.datasets.idx import read_idx_images, read_idx_labels
+from vograd.tasks.datasets.idx import read_idx_images, read_idx_labels
 
 DEFAULT_DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 DEFAULT_OUT = os.path.join(

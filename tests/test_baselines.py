@@ -1,4 +1,4 @@
-"""Tests of the hand-designed baselines (tasks/optimizers/baselines.py)."""
+"""Tests of the hand-designed baselines (vograd/tasks/optimizers/baselines.py)."""
 
 import math
 
@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from tasks.optimizers import baselines
+from vograd.tasks.optimizers import baselines
 
 
 def test_adam_reg_decay_matches_numpy_reference():
@@ -58,7 +58,7 @@ def test_sample_adam_reg_decay_is_log_uniform_in_its_ranges():
 
 
 def test_baselines_train_a_fashion_mnist_mlp():
-    from tasks.problems import ImageMLPFamily
+    from vograd.tasks.problems import ImageMLPFamily
 
     family = ImageMLPFamily("fashion_mnist", "all", k=10, hidden=(16,), batch_size=32)
     task = family.sample(jax.random.key(0))

@@ -1,4 +1,4 @@
-"""Smoke run of the estimator-quality benchmark (`benchmarks.estimators`, quick
+"""Smoke run of the estimator-quality benchmark (`vograd.benchmarks.estimators`, quick
 sizes), checking its outputs and the physics its numbers must show."""
 
 import json
@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from benchmarks import estimators
-from tasks.toys import QuadraticLearningRate
+from vograd.benchmarks import estimators
+from vograd.tasks.toys import QuadraticLearningRate
 
 
 @pytest.fixture(scope="module")

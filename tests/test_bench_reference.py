@@ -1,4 +1,4 @@
-"""The like-for-like comparison with learned_optimization (benchmarks/speed_reference.py).
+"""The like-for-like comparison with learned_optimization (vograd/benchmarks/speed_reference.py).
 
 learned_optimization itself is not installed for the test suite (it needs
 tensorflow; `make bench-reference` puts it in its own venv). What is checked
@@ -18,15 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks.reference import lopt
-from tasks.optimizers import MLPOptimizer, MLPTheta
+from vograd.benchmarks.reference import lopt
+from vograd.tasks.optimizers import MLPOptimizer, MLPTheta
 
 
 def _mlplopt_numpy(theta, params, grads_seq, start=0, step_mult=1e-3, exp_mult=1e-3):
     """Returns the params after MLPLOpt(hidden_layers=1)'s updates, in float64 numpy:
     per tensor, features [g, p, m_0..m_5] each scaled by 1/sqrt(1e-5 + mean(x^2)),
     then tanh(t / s - 1) for its 11 timescales; ReLU layer; p -= d exp(exp_mult m) step_mult."""
-    # MLPLOpt's constants, written out here (not taken from benchmarks/) so that a wrong
+    # MLPLOpt's constants, written out here (not taken from vograd.benchmarks/) so that a wrong
     # constant in the benchmark's matched configuration fails this test.
     decays = np.asarray([0.1, 0.5, 0.9, 0.99, 0.999, 0.9999])
     scales = np.asarray([1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000], np.float64)

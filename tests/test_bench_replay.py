@@ -1,4 +1,4 @@
-"""benchmarks/replay_time.py: a finished run's cost re-timed from its own log."""
+"""vograd/benchmarks/replay_time.py: a finished run's cost re-timed from its own log."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks import replay_time
-from recipes import registry, run
-from recipes.config import Truncation
+from vograd.benchmarks import replay_time
+from vograd.recipes import registry, run
+from vograd.recipes.config import Truncation
 
 
 def test_replay_times_every_compiled_size_of_the_log(tmp_path):

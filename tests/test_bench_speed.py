@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from benchmarks import speed
+from vograd.benchmarks import speed
 
 
 @pytest.fixture(scope="module")

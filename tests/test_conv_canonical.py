@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from tasks.problems.conv_canonical import conv2d_same
-from tasks.problems.conv_unrolled import conv2d_unrolled
+from vograd.tasks.problems.conv_canonical import conv2d_same
+from vograd.tasks.problems.conv_unrolled import conv2d_unrolled
 
 _DN = ("NHWC", "HWIO", "NHWC")
 

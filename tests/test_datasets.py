@@ -1,4 +1,4 @@
-"""Tests of the offline dataset loaders (tasks/datasets/)."""
+"""Tests of the offline dataset loaders (vograd/tasks/datasets/)."""
 
 import logging
 import os
@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from tasks import datasets
-from tasks.datasets import loader, sources
+from vograd.tasks import datasets
+from vograd.tasks.datasets import loader, sources
 
 DEBIAN = os.path.isfile(
     os.path.join(sources.DEBIAN_FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")
@@ -76,7 +76,7 @@ def test_32x32x3_fallback_pads_fashion_mnist_and_logs_once(caplog):
     # Start from a fresh process-wide state: the log is once per process.
     loader._logged.clear()
     loader._load_cached.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="tasks.datasets"):
+    with caplog.at_level(logging.WARNING, logger="vograd.tasks.datasets"):
         ds = datasets.load("cifar10", "test", data_dir="/nonexistent", sources=["tfds", "subset"])
         datasets.load("cifar10", "train", data_dir="/nonexistent", sources=["tfds", "subset"])
     _check(ds, (32, 32, 3), 1000)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import vograd
-from tasks.toys import LinearQuadratic, QuadraticLearningRate
+from vograd.tasks.toys import LinearQuadratic, QuadraticLearningRate
 from vograd.estimators.reduce import Samples, mean_estimate, merged_estimate
 from vograd.system import UnrolledSystem
 

@@ -9,9 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from recipes import report
-from recipes.evaluation import InnerSchedule, log_grid, selection_score, tune
-from tasks.problems.base import TaskFamily
+from vograd.recipes import report
+from vograd.recipes.evaluation import InnerSchedule, log_grid, selection_score, tune
+from vograd.tasks.problems.base import TaskFamily
 
 
 class ScalarQuadratic(TaskFamily):
@@ -74,8 +74,8 @@ def test_report_table_and_files(tmp_path):
 def test_sequential_grid_matches_the_vectorized_one():
     # lax.map over grid points, tasks and seeds (the conv path) computes the
     # same curves as vmap, on a real image task.
-    from recipes.evaluation import grid_curves
-    from tasks.problems import ImageMLPFamily
+    from vograd.recipes.evaluation import grid_curves
+    from vograd.tasks.problems import ImageMLPFamily
 
     family = ImageMLPFamily("fashion_mnist", "train", hidden=(8,), batch_size=16, downsample=2)
     tasks = jax.vmap(family.sample)(jax.random.split(jax.random.key(0), 2))

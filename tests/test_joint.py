@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import vograd
-from tasks.toys import LinearQuadratic, QuadraticLearningRate
+from vograd.tasks.toys import LinearQuadratic, QuadraticLearningRate
 
 SIGMA = 0.1
 K_SE = 4.0

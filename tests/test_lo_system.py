@@ -1,4 +1,4 @@
-"""Tests of `LearnedOptimizerSystem` (tasks/system.py) under `vograd.unroll`."""
+"""Tests of `LearnedOptimizerSystem` (vograd/tasks/system.py) under `vograd.unroll`."""
 
 import equinox as eqx
 import jax
@@ -8,9 +8,9 @@ import optax
 import pytest
 
 import vograd
-from tasks.optimizers import LearnedOptimizer, MLPOptimizer
-from tasks.problems import QuadraticFamily
-from tasks.system import LearnedOptimizerSystem
+from vograd.tasks.optimizers import LearnedOptimizer, MLPOptimizer
+from vograd.tasks.problems import QuadraticFamily
+from vograd.tasks.system import LearnedOptimizerSystem
 
 
 class LearnedSGD(LearnedOptimizer):
@@ -154,7 +154,7 @@ def test_outer_gradient_through_the_window_is_finite_and_nonzero():
 
 
 def test_image_mlp_family_valid_objective_window():
-    from tasks.problems import ImageMLPFamily
+    from vograd.tasks.problems import ImageMLPFamily
 
     family = ImageMLPFamily("fashion_mnist", "train", hidden=(16,), batch_size=32)
     system = LearnedOptimizerSystem(MLPOptimizer(), family, outer="valid", horizon=100)

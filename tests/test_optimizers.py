@@ -1,4 +1,4 @@
-"""Tests of the learned optimizers (tasks/optimizers/mlp.py, lstm.py, hierarchical.py).
+"""Tests of the learned optimizers (vograd/tasks/optimizers/mlp.py, lstm.py, hierarchical.py).
 
 Each learned optimizer is checked against a reference written here in numpy
 (float64), independently of the jax code: the features, normalisation and
@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from tasks.optimizers import (
+from vograd.tasks.optimizers import (
     HierarchicalOptimizer,
     LSTMOptimizer,
     MLPOptimizer,

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import vograd
-from tasks.toys import InfluenceBalancing, QuadraticLearningRate
+from vograd.tasks.toys import InfluenceBalancing, QuadraticLearningRate
 
 
 @eqx.filter_jit

@@ -1,4 +1,4 @@
-"""tasks.pretrained: shipped learned optimizers load as optax transformations."""
+"""vograd.tasks.pretrained: shipped learned optimizers load as optax transformations."""
 
 import jax
 import jax.numpy as jnp
@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from tasks import pretrained
-from tasks.optimizers import LSTMOptimizer, MLPOptimizer
+from vograd.tasks import pretrained
+from vograd.tasks.optimizers import LSTMOptimizer, MLPOptimizer
 from vograd.checkpoint import CheckpointError
 
 
@@ -55,7 +55,7 @@ def test_unknown_name_corrupt_file_and_wrong_architecture_are_clear_errors(tmp_p
 def _held_out_curves(family, names, lrs):
     """Returns ``{name: train curves [3 tasks, 10 evals]}`` of 300-step runs on three held-out
     tasks (test class pool, never seen in outer training), the same data for every optimizer."""
-    from recipes.evaluation import InnerSchedule, inner_curves
+    from vograd.recipes.evaluation import InnerSchedule, inner_curves
 
     schedule = InnerSchedule(300, 30, 2)
     tasks = jax.vmap(family.sample)(jax.random.split(jax.random.key(0), 3))
@@ -75,7 +75,7 @@ def _held_out_curves(family, names, lrs):
 @pytest.mark.parametrize("name,step", [("metz2019-small", 1400), ("metz2019-mixed", 300)])
 def test_shipped_optimizers_train_held_out_mlp_tasks_like_tuned_adam(name, step):
     """300 steps (the training horizon) on held-out Fashion-MNIST MLP tasks."""
-    from tasks.problems import ImageMLPFamily
+    from vograd.tasks.problems import ImageMLPFamily
 
     assert name in pretrained.names()
     meta = pretrained.info(name)
@@ -100,7 +100,7 @@ def test_shipped_optimizers_train_held_out_mlp_tasks_like_tuned_adam(name, step)
 def test_shipped_mixed_optimizer_trains_held_out_cnn_tasks():
     """The second stage outer-trained on a small CNN family too: on held-out tasks of that
     family it beats both Adam at 1e-2 and the MLP-only stage it started from."""
-    from tasks.problems import ConvFamily
+    from vograd.tasks.problems import ConvFamily
 
     family = ConvFamily("fashion_mnist", "test", channels=(8, 16), strides=(2, 2), batch_size=64,
                         downsample=2, conv_impl="im2col")

@@ -1,4 +1,4 @@
-"""Tests of the inner-problem task families (tasks/problems/)."""
+"""Tests of the inner-problem task families (vograd/tasks/problems/)."""
 
 import functools
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tasks.problems import QuadraticFamily
+from vograd.tasks.problems import QuadraticFamily
 
 
 @jax.jit
@@ -59,8 +59,8 @@ def test_quadratic_rejects_bad_split():
 
 import optax  # noqa: E402
 
-from tasks.datasets import Dataset  # noqa: E402
-from tasks.problems import (  # noqa: E402
+from vograd.tasks.datasets import Dataset  # noqa: E402
+from vograd.tasks.problems import (  # noqa: E402
     Conv6Family,
     ConvFamily,
     ImageMLPFamily,
@@ -235,7 +235,7 @@ def test_image_family_argument_errors():
 
 
 def test_unrolled_conv_matches_lax_under_vmap_and_second_order_gradients():
-    from tasks.problems.conv_unrolled import conv2d_unrolled
+    from vograd.tasks.problems.conv_unrolled import conv2d_unrolled
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(3, 2, 7, 7, 2)), jnp.float32)  # 3 tasks, 2 examples

@@ -22,7 +22,7 @@ def test_readme_pretrained_snippet_gives_an_optax_transformation():
     import optax
 
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    snippet = next(b for b in blocks if "tasks.pretrained.load" in b)
+    snippet = next(b for b in blocks if "vograd.tasks.pretrained.load" in b)
     namespace: dict = {}
     exec(compile(snippet, str(README), "exec"), namespace)
     opt = namespace["opt"]

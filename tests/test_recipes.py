@@ -7,10 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from recipes import ablations, config, evaluate_run, metz2019, registry, run
-from recipes.cli import main
-from recipes.config import Evaluation, Truncation
-from tasks import pretrained
+from vograd.recipes import ablations, config, evaluate_run, metz2019, registry, run
+from vograd.recipes.cli import main
+from vograd.recipes.config import Evaluation, Truncation
+from vograd.tasks import pretrained
 from vograd.estimators import EvolutionStrategies, Merged, PersistentES, Reparameterization, TruncatedBackprop
 from vograd.schedules import Constant, LinearCurriculum
 
@@ -91,7 +91,7 @@ def test_demo_recipe_trains_and_resumes(name, tmp_path):
     # A different config in the same directory is refused rather than mixed in.
     with pytest.raises(ValueError, match="different configuration"):
         run.train(name, replace(cfg, outer_steps=3), tmp_path, seed=0, preset="demo", progress=False)
-    # `vograd export` ships the weights as a tasks.pretrained entry with its provenance.
+    # `vograd export` ships the weights as a vograd.tasks.pretrained entry with its provenance.
     assert main(["export", str(tmp_path), "mine", "--dest", str(tmp_path / "pre")]) == 0
     got, got_theta = pretrained.load_optimizer("mine", tmp_path / "pre")
     assert got == lopt
@@ -143,7 +143,7 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path, monkeypatc
 
 def test_mixed_preset_outer_trains_on_mlp_and_cnn_families_from_the_shipped_weights(tmp_path):
     import vograd
-    from tasks.problems import ConvFamily, ImageMLPFamily
+    from vograd.tasks.problems import ConvFamily, ImageMLPFamily
 
     cfg = metz2019.PRESETS["mixed"]
     system = metz2019.system(cfg)
@@ -194,7 +194,7 @@ def test_joint_preset_trains_both_families_from_scratch_in_one_compiled_size():
 def test_convolutional_evaluation_runs_sequentially(tmp_path):
     # The generalization check's path: a conv problem evaluated with its runs one
     # after another (Problem.eval_options), on real MNIST-like digits.
-    from tasks.optimizers import MLPOptimizer
+    from vograd.tasks.optimizers import MLPOptimizer
 
     problem = config.Problem("conv6", "mnist", batch_size=8, k=10, class_pools="all")
     assert problem.eval_options == {"unroll": 5, "sequential": True}

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     import equinox as eqx, jax, jax.numpy as jnp, numpy as np
     import vograd
-    from tasks.toys import QuadraticLearningRate
+    from vograd.tasks.toys import QuadraticLearningRate
     from vograd.sharding import population_mesh, shard_population
 
     assert len(jax.devices()) == 2, jax.devices()

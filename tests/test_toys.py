@@ -1,10 +1,10 @@
-"""Tests of the toy systems (tasks/toys/) against their closed forms."""
+"""Tests of the toy systems (vograd/tasks/toys/) against their closed forms."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks.toys import (
+from vograd.tasks.toys import (
     InfluenceBalancing,
     LinearQuadratic,
     Lorenz,
@@ -14,7 +14,7 @@ from tasks.toys import (
     grad_norms,
     true_theta,
 )
-from tasks.toys.momentum_1d import GLOBAL_MINIMUM, final_w, inner_grad
+from vograd.tasks.toys.momentum_1d import GLOBAL_MINIMUM, final_w, inner_grad
 from vograd import Particle, init_particle, unroll
 
 

@@ -231,7 +231,7 @@ def test_outer_optimizer_validation_and_chain():
 
 
 def test_metz_style_training_with_the_merged_estimator_on_the_toy():
-    from tasks.toys import QuadraticLearningRate
+    from vograd.tasks.toys import QuadraticLearningRate
 
     system = QuadraticLearningRate(horizon=32, a=[0.5, 1.0, 1.5], w0=[1.0, -2.0, 0.5], theta0=0.1)
     estimator = vograd.Merged(num_pairs=4, sigma=0.01, window=16)
@@ -259,7 +259,7 @@ def test_metz_style_training_with_the_merged_estimator_on_the_toy():
 
 
 def test_persistent_es_state_survives_a_checkpoint_bit_for_bit(tmp_path):
-    from tasks.toys import QuadraticLearningRate
+    from vograd.tasks.toys import QuadraticLearningRate
 
     system = QuadraticLearningRate(horizon=32, a=[0.5, 1.0, 1.5], w0=[1.0, -2.0, 0.5], theta0=0.1)
     estimator = vograd.PersistentES(num_pairs=4, sigma=0.01, window=8)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks.toys import LinearQuadratic
+from vograd.tasks.toys import LinearQuadratic
 from vograd import UnrolledSystem, init_particle, unroll
 
 

@@ -117,7 +117,7 @@ def make_run(num_steps: int = 30):
     round(7 * U(0.9, 1.1)) in {6, 7, 8} share one bucket (8), so each fresh
     process traces the outer step once; the run does not clip to the episode.
     """
-    from tasks.toys import QuadraticLearningRate
+    from vograd.tasks.toys import QuadraticLearningRate
 
     system = QuadraticLearningRate(horizon=32, a=[0.5, 1.0, 1.5], w0=[1.0, -2.0, 0.5], theta0=0.1)
     estimator = vograd.PersistentES(num_pairs=4, sigma=0.01, window=8)

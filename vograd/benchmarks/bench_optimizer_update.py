@@ -1,0 +1,190 @@
+"""Cost of the learned optimizers' updates against ``optax.adam`` on a ~13k-parameter MLP.
+
+Run: ``.venv/bin/python -m vograd.benchmarks.bench_optimizer_update`` (about a minute on
+2 CPU cores). Prints one table; `run` returns its rows for the CLI.
+
+The inner problem is a 784-16-10 ReLU MLP (12,730 parameters, the size of the
+reference's "image MLP, 13k parameters") with softmax cross-entropy on one
+fixed batch of 128 synthetic 28x28 inputs: the data do not change the cost.
+
+Four timings per optimizer, each the median over ``rounds x repeats`` calls of a
+jitted function (``block_until_ready`` after each), the optimizers interleaved
+round by round so that load from other processes hits all of them alike
+(the minimum is reported too: on a shared machine it is the steadier number):
+
+- ``update``: one call ``update(grads, state, params)``;
+- ``update_scan``: per update inside a ``lax.scan`` of ``scan_steps`` updates
+  (no per-call dispatch: the cost seen inside `vograd.unroll`);
+- ``step``: one inner training step (loss, gradient, update, apply);
+- ``step_scan``: per step inside a ``lax.scan`` of ``scan_steps`` steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vograd.tasks.optimizers import HierarchicalOptimizer, LSTMOptimizer, MLPOptimizer
+
+HIDDEN = 16
+INPUTS = 28 * 28
+CLASSES = 10
+BATCH = 128
+
+
+def mlp_params(key) -> dict:
+    """Returns the benchmark MLP's parameters (784-16-10, 12,730 entries)."""
+    k1, k2 = jax.random.split(key)
+    return {
+        "linear_0": {
+            "w": jax.random.normal(k1, (INPUTS, HIDDEN)) * np.sqrt(2.0 / INPUTS),
+            "b": jnp.zeros((HIDDEN,)),
+        },
+        "head": {
+            "w": jax.random.normal(k2, (HIDDEN, CLASSES)) * np.sqrt(1.0 / HIDDEN),
+            "b": jnp.zeros((CLASSES,)),
+        },
+    }
+
+
+def mlp_loss(params: dict, batch: tuple) -> jax.Array:
+    """Returns the mean softmax cross-entropy of the MLP on ``batch = (x, y)``."""
+    x, y = batch
+    h = jax.nn.relu(x @ params["linear_0"]["w"] + params["linear_0"]["b"])
+    logits = h @ params["head"]["w"] + params["head"]["b"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def optimizers(key) -> dict[str, optax.GradientTransformation]:
+    """Returns ``{name: transformation}``: adam and the learned optimizers (randomly
+    initialised theta, through ``as_optax``), the MLP both dense and fused."""
+    lopts = {
+        "MLPOptimizer": MLPOptimizer(),
+        "MLPOptimizer(fused_forward)": MLPOptimizer(fused_forward=True),
+        "LSTMOptimizer": LSTMOptimizer(),
+        "HierarchicalOptimizer": HierarchicalOptimizer(),
+    }
+    out = {"adam": optax.adam(1e-3)}
+    for k, (name, lopt) in zip(jax.random.split(key, len(lopts)), lopts.items()):
+        out[name] = lopt.as_optax(lopt.init_theta(k))
+    return out
+
+
+def _timed(fn: Callable, args: tuple, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _functions(opt: optax.GradientTransformation, params, batch, scan_steps: int):
+    """Returns the four jitted functions and their arguments for one optimizer."""
+    grads = jax.grad(mlp_loss)(params, batch)
+    state = opt.init(params)
+
+    def update(g, s, p):
+        return opt.update(g, s, p)
+
+    def step(p, s, b):
+        loss, g = jax.value_and_grad(mlp_loss)(p, b)
+        u, s = opt.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    def update_scan(g, s, p):
+        def body(carry, _):
+            p, s = carry
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), None
+
+        return jax.lax.scan(body, (p, s), None, length=scan_steps)[0]
+
+    def step_scan(p, s, b):
+        def body(carry, _):
+            p, s, loss = step(*carry, b)
+            return (p, s), loss
+
+        return jax.lax.scan(body, (p, s), None, length=scan_steps)
+
+    return {
+        "update": (jax.jit(update), (grads, state, params), 1),
+        "update_scan": (jax.jit(update_scan), (grads, state, params), scan_steps),
+        "step": (jax.jit(step), (params, state, batch), 1),
+        "step_scan": (jax.jit(step_scan), (params, state, batch), scan_steps),
+    }
+
+
+def run(
+    repeats: int = 30, rounds: int = 10, scan_steps: int = 50, seed: int = 0
+) -> list[dict]:
+    """Returns one row per optimizer: median microseconds per update / step for the
+    four timings, and their ratios to adam (``*_ratio``)."""
+    key = jax.random.key(seed)
+    k_p, k_x, k_y, k_o = jax.random.split(key, 4)
+    params = mlp_params(k_p)
+    batch = (
+        jax.random.normal(k_x, (BATCH, INPUTS)),
+        jax.random.randint(k_y, (BATCH,), 0, CLASSES),
+    )
+    num_params = sum(x.size for x in jax.tree.leaves(params))
+    fns = {name: _functions(opt, params, batch, scan_steps) for name, opt in optimizers(k_o).items()}
+    samples = {name: {kind: [] for kind in f} for name, f in fns.items()}
+    for f in fns.values():  # compile and warm up
+        for fn, args, _ in f.values():
+            jax.block_until_ready(fn(*args))
+    for _ in range(rounds):
+        for name, f in fns.items():
+            for kind, (fn, args, per_call) in f.items():
+                reps = repeats if per_call == 1 else max(1, repeats // 10)
+                samples[name][kind] += [t / per_call for t in _timed(fn, args, reps)]
+    rows = []
+    for name, kinds in samples.items():
+        row = {"optimizer": name, "num_params": int(num_params)}
+        for kind, ts in kinds.items():
+            row[f"{kind}_us"] = float(np.median(ts) * 1e6)
+            row[f"{kind}_min_us"] = float(np.min(ts) * 1e6)
+        rows.append(row)
+    base = rows[0]
+    for row in rows:
+        for kind in samples["adam"]:
+            row[f"{kind}_ratio"] = row[f"{kind}_us"] / base[f"{kind}_us"]
+            row[f"{kind}_min_ratio"] = row[f"{kind}_min_us"] / base[f"{kind}_min_us"]
+    return rows
+
+
+def format_table(rows: list[dict], stat: str = "") -> str:
+    """Returns the rows as a markdown table: microseconds and ratio to adam, of the
+    median (``stat=""``) or of the minimum (``stat="min_"``)."""
+    kinds = ("update", "update_scan", "step", "step_scan")
+    head = "| optimizer | " + " | ".join(f"{k} us (x adam)" for k in kinds) + " |"
+    lines = [head, "|" + "---|" * (len(kinds) + 1)]
+    for r in rows:
+        cells = [f"{r[f'{k}_{stat}us']:.0f} ({r[f'{k}_{stat}ratio']:.1f}x)" for k in kinds]
+        lines.append(f"| {r['optimizer']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--scan-steps", type=int, default=50)
+    args = parser.parse_args(argv)
+    rows = run(repeats=args.repeats, rounds=args.rounds, scan_steps=args.scan_steps)
+    print(f"{rows[0]['num_params']} parameters, jax {jax.__version__}, "
+          f"{jax.devices()[0].platform}")
+    print("median:")
+    print(format_table(rows))
+    print("minimum (least disturbed by other processes):")
+    print(format_table(rows, "min_"))
+
+
+if __name__ == "__main__":
+    main()

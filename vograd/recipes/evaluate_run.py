@@ -1,0 +1,173 @@
+"""The held-out evaluation of a trained run (Metz 2019, Section 4.4 and Figure 6-7).
+
+For each held-out task (test class pool, never seen in outer training) and
+seed, the learned optimizer trains the inner problem with no tuning; Adam,
+RMSProp and SGD+momentum are tuned per task over a log-spaced learning-rate
+grid, and Adam+Reg+Decay by random search over its 8 hyperparameters. Train
+curves are compared with baselines selected on training loss, test curves with
+baselines selected on test loss. Wall-clock curves use the per-step time of
+each optimizer measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vograd.recipes import curve_cache, report, run
+from vograd.recipes.config import Evaluation, Problem
+from vograd.recipes.evaluation import InnerSchedule, grid_curves, log_grid, seconds_per_step, select
+
+LEARNED = "learned"
+
+
+def baseline_factories(num_steps: int):
+    """Returns ``{name: (make, grid_fn)}`` for the tuned baselines.
+
+    ``make(hparams)`` builds the optax transformation; ``grid_fn(ev, key)``
+    returns the hyperparameter grid (leading axis = grid points).
+    """
+    from vograd.tasks.optimizers import baselines
+
+    def lr_grid(ev: Evaluation, key):
+        return {"learning_rate": log_grid(ev.lr_low, ev.lr_high, ev.lr_grid)}
+
+    def random_search(ev: Evaluation, key):
+        return jax.vmap(baselines.sample_adam_reg_decay)(jax.random.split(key, ev.random_search))
+
+    return {
+        "adam": (lambda h: baselines.adam(h["learning_rate"]), lr_grid),
+        "rmsprop": (lambda h: baselines.rmsprop(h["learning_rate"]), lr_grid),
+        "sgd_momentum": (lambda h: baselines.sgd_momentum(h["learning_rate"]), lr_grid),
+        "adam_reg_decay": (
+            lambda h: baselines.adam_reg_decay(**h, num_steps=num_steps),
+            random_search,
+        ),
+    }
+
+
+def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, out_dir,
+                    title: str, progress: bool = True, unroll: int | bool = 1,
+                    sequential: bool = False, cache_dir: str | os.PathLike | None = None) -> str:
+    """Returns the markdown results table of ``lopt`` vs tuned baselines on ``family``.
+
+    Writes report.md, results.json and PNG plots into ``out_dir``. ``cache_dir``:
+    read and store the baselines' curves there (`vograd.recipes.curve_cache`); the
+    learned optimizer always runs, and every optimizer's seconds per step are
+    measured in this call.
+    """
+    k_tasks, k_seeds, k_search = jax.random.split(key, 3)
+    tasks = jax.vmap(family.sample)(jax.random.split(k_tasks, ev.num_tasks))
+    keys = jax.random.split(k_seeds, ev.num_tasks * ev.num_seeds).reshape(ev.num_tasks, ev.num_seeds)
+    schedule = InnerSchedule(num_steps, ev.eval_every, ev.eval_batches, unroll, sequential)
+    task0 = jax.tree.map(lambda x: x[0], tasks)
+
+    def learned(_):
+        return lopt.as_optax(theta)
+
+    runs = {LEARNED: (learned, lambda ev, key: jnp.zeros((1,)))}
+    factories = baseline_factories(num_steps)
+    names = list(ev.baselines) + (["adam_reg_decay"] if ev.random_search else [])
+    for name in names:
+        if name not in factories:
+            raise KeyError(f"unknown baseline {name!r}; known: {sorted(factories)}")
+        runs[name] = factories[name]
+
+    curves, seconds, chosen = {}, {}, {}
+    for i, (name, (make, grid_fn)) in enumerate(runs.items()):
+        if progress:
+            print(f"[eval] {title}: {name} ({i + 1}/{len(runs)})", flush=True)
+        grid = grid_fn(ev, jax.random.fold_in(k_search, i))
+        cached, digest = None, None
+        if cache_dir is not None and name != LEARNED:
+            digest = curve_cache.key(name, family, grid, tasks, keys, schedule, num_steps)
+            cached = curve_cache.load(cache_dir, digest)
+        if cached is not None:
+            train, test = cached
+            if progress:
+                print(f"[eval] {title}: {name}: curves from the cache {cache_dir}", flush=True)
+        else:
+            train, test = (np.asarray(x) for x in grid_curves(family, make, grid, tasks, keys, schedule))
+            if digest is not None:
+                curve_cache.save(cache_dir, digest, train, test)
+        by_train, by_test = select(train, test, "train"), select(train, test, "test")
+        curves[name] = (by_train.train, by_test.test)
+        point = jax.tree.map(lambda x: x[int(by_train.best[0])], grid)
+        seconds[name] = seconds_per_step(family, make, point, task0, keys[0, 0],
+                                         num_steps=min(num_steps, ev.eval_every * 5), unroll=unroll,
+                                         eval_every=ev.eval_every)
+        if name != LEARNED:
+            chosen[name] = {
+                "per_task_best_on_train": jax.tree.map(lambda x: np.asarray(x)[by_train.best].tolist(), grid),
+            }
+    notes = (
+        f"{ev.num_tasks} held-out tasks x {ev.num_seeds} seeds, {num_steps} inner steps. "
+        "Baselines tuned per task (learning rate over "
+        f"{ev.lr_grid} log-spaced values in [{ev.lr_low}, {ev.lr_high}]; Adam+Reg+Decay by "
+        f"{ev.random_search} random draws); train columns use the baseline selected on train "
+        "loss, test columns the one selected on test loss. The learned optimizer is not tuned. "
+        "'wins' = share of tasks on which the learned optimizer's loss averaged over the run "
+        "is lower."
+    )
+    md = report.write_report(str(out_dir), schedule.steps(), curves, seconds, LEARNED, title, notes)
+    (Path(out_dir) / "chosen_hparams.json").write_text(json.dumps(chosen))
+    return md
+
+
+PARTS = ("heldout", "extra", "generalization")
+
+
+def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True,
+             parts: tuple[str, ...] = PARTS, cache_dir: str | os.PathLike | None = None) -> str:
+    """Returns the results tables of a trained run; writes ``out_dir/eval*/``.
+
+    ``parts``: ``"heldout"`` (the recipe's problem on the test class pool, into
+    ``eval/``), ``"extra"`` (each of the config's ``extra_problems``, if any,
+    on its test class pool, into ``eval_extra_1/``, ...) and/or
+    ``"generalization"`` (the 6-layer CNN, into ``eval_generalization/``, when
+    the config's evaluation asks for it).
+    ``cache_dir``: reuse and store baseline curves there (`evaluate_family`).
+    """
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise ValueError(f"unknown evaluation parts {unknown or list(parts)}; known: {list(PARTS)}")
+    module, config, record = run.read_run(out_dir)
+    lopt, theta = run.load_theta(out_dir)
+    ev = config.evaluation
+    key = jax.random.key(seed + 1_000)
+    out = Path(out_dir)
+    tables = []
+    # The recipe's problem, then each extra outer-training family, on its test class pool.
+    held_out = []
+    if "heldout" in parts:
+        held_out.append((config.problem, key, out / "eval", "", "Held-out tasks"))
+    if "extra" in parts:
+        for i, problem in enumerate(getattr(config, "extra_problems", ()), start=1):
+            held_out.append((problem, jax.random.fold_in(key, 1 + i), out / f"eval_extra_{i}",
+                             f" ({problem.architecture})",
+                             f"Held-out tasks, outer-training family {i + 1}"))
+    for problem, k, where, suffix, heading in held_out:
+        md = evaluate_family(problem.family("test"), lopt, theta, ev, ev.inner_steps, k, where,
+                             f"{record['recipe']} held-out tasks{suffix}", progress,
+                             cache_dir=cache_dir, **problem.eval_options)
+        tables.append(f"## {heading} ({problem.architecture} on {problem.dataset}, test class "
+                      f"pool)\n\n{md}\nPlots: {where}/curves.png, differences.png")
+    if "generalization" in parts and ev.generalization:
+        gen_problem = Problem("conv6", "mnist", batch_size=config.problem.batch_size, k=10,
+                              class_pools="all")
+        gen = gen_problem.family()
+        steps = ev.generalization_steps or ev.inner_steps
+        gen_ev = replace(ev, num_tasks=ev.generalization_tasks,
+                         baselines=ev.generalization_baselines, random_search=0)
+        md = evaluate_family(gen, lopt, theta, gen_ev, steps, jax.random.fold_in(key, 1),
+                             out / "eval_generalization", "6-layer CNN on MNIST (never seen)", progress,
+                             cache_dir=cache_dir, **gen_problem.eval_options)
+        tables.append(f"## Generalization: 6-layer CNN on MNIST\n\n{md}\n"
+                      f"Plots: {out / 'eval_generalization'}/curves.png")
+    return "\n\n".join(tables)

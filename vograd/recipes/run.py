@@ -1,0 +1,159 @@
+"""Training and evaluating a recipe into a run directory.
+
+A run directory holds ``config.json`` (recipe, preset, seed, the full typed
+config), ``checkpoints/`` (resumable, atomic), ``metrics.jsonl`` (one line per
+outer step), ``theta.ckpt`` (the trained optimizer, no pickle),
+``training.png`` and, after evaluation, ``eval/`` with the report and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import vograd
+from vograd.recipes import config as cfg
+from vograd.recipes import registry
+from vograd import checkpoint
+from vograd.train import TrainResult
+
+log = logging.getLogger(__name__)
+
+
+def _write_config(out: Path, recipe: str, preset: str | None, seed: int, config) -> None:
+    record = {"recipe": recipe, "preset": preset, "seed": seed, "config": cfg.to_dict(config)}
+    path = out / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        try:  # compared as configs: fields added since the run was started take their defaults
+            old_config = cfg.from_dict(type(config), old.get("config", {}))
+        except (TypeError, ValueError):
+            old_config = None
+        if [old.get(k) for k in ("recipe", "preset", "seed")] != [recipe, preset, seed] or (
+            old_config != config
+        ):
+            raise ValueError(
+                f"{out} already holds a run with a different configuration "
+                f"({old.get('recipe')}, preset {old.get('preset')}, seed {old.get('seed')}); "
+                "use another --out directory"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.atomic_write(path, json.dumps(record, indent=2).encode())
+
+
+def read_run(out_dir: str | os.PathLike):
+    """Returns ``(recipe_module, config, record)`` of an existing run directory."""
+    path = Path(out_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{out_dir} is not a run directory (no config.json)")
+    record = json.loads(path.read_text())
+    module = registry.get(record["recipe"])
+    return module, cfg.from_dict(module.CONFIG, record["config"]), record
+
+
+def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
+          preset: str | None = None, progress: bool = True) -> TrainResult:
+    """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint."""
+    module = registry.get(recipe)
+    out = Path(out_dir)
+    _write_config(out, recipe, preset, seed, config)
+    system = module.system(config, "train")
+    initial = getattr(module, "initial_theta", lambda config: None)(config)
+    result = vograd.train(
+        system,
+        module.estimator(config),
+        module.outer(config),
+        config.outer_steps,
+        jax.random.key(seed),
+        schedule=config.truncation.schedule(),
+        checkpoint_dir=out / "checkpoints",
+        checkpoint_every=config.checkpoint_every,
+        log=out / "metrics.jsonl",
+        min_bucket=config.truncation.min_bucket,
+        progress=progress,
+        theta=initial,
+    )
+    checkpoint.save_checkpoint(
+        out / "theta.ckpt", result.theta, step=result.step,
+        metadata={"recipe": recipe, "optimizer": type(module.learned_optimizer(config)).__name__},
+    )
+    plot_training(out)
+    return result
+
+
+def load_theta(out_dir: str | os.PathLike):
+    """Returns ``(learned_optimizer, theta)`` of a trained run directory."""
+    module, config, record = read_run(out_dir)
+    lopt = module.learned_optimizer(config)
+    template = lopt.init_theta(jax.random.key(0))
+    path = Path(out_dir) / "theta.ckpt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: train the run first (vograd train ...)")
+    theta, _ = checkpoint.load_checkpoint(path, template)
+    return lopt, theta
+
+
+def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None) -> Path:
+    """Returns the file written: a trained run's theta as ``vograd.tasks.pretrained`` entry ``name``.
+
+    The header records the optimizer spec and how the weights were made:
+    recipe, preset, seed, outer steps, the full config and the command.
+    """
+    from vograd.tasks import pretrained
+
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"invalid pretrained name {name!r}")
+    _, _, record = read_run(out_dir)
+    lopt, theta = load_theta(out_dir)
+    step = checkpoint.read_header(Path(out_dir) / "theta.ckpt")["step"]
+    preset = f" --preset {record['preset']}" if record.get("preset") else ""
+    metadata = {
+        "recipe": record["recipe"], "preset": record.get("preset"), "seed": record["seed"],
+        "outer_steps": step, "config": record["config"],
+        "command": f"vograd train {record['recipe']}{preset} --seed {record['seed']} --out RUN_DIR",
+    }
+    directory = Path(dest) if dest is not None else pretrained.DIRECTORY
+    directory.mkdir(parents=True, exist_ok=True)
+    return pretrained.save(directory / f"{name}{pretrained.SUFFIX}", lopt, theta, step=step,
+                           metadata=metadata)
+
+
+def read_metrics(out_dir: str | os.PathLike) -> list[dict]:
+    """Returns the metrics.jsonl records of a run (one per outer step)."""
+    path = Path(out_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_training(out_dir: str | os.PathLike) -> None:
+    """Writes training.png: outer loss (and its running mean) and window against outer step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(out_dir)
+    if not rows:
+        return
+    step = np.array([r["step"] for r in rows])
+    loss = np.array([r["loss"] if r["loss"] is not None else np.nan for r in rows], float)
+    window = np.array([r.get("window") or np.nan for r in rows], float)
+    k = max(1, len(loss) // 20)
+    smooth = np.convolve(np.nan_to_num(loss, nan=np.nanmean(loss)), np.ones(k) / k, mode="valid")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(step, loss, alpha=0.3, label="outer loss")
+    a.plot(step[k - 1:], smooth, label=f"running mean ({k})")
+    a.set_xlabel("outer step")
+    a.set_ylabel("mean inner loss over the window")
+    a.legend()
+    b.plot(step, window)
+    b.set_xlabel("outer step")
+    b.set_ylabel("window (inner steps)")
+    fig.tight_layout()
+    fig.savefig(Path(out_dir) / "training.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,113 @@
+"""Trained learned optimizers shipped with the package.
+
+    >>> import vograd.tasks.pretrained
+    >>> opt = vograd.tasks.pretrained.load("metz2019-small")  # an optax.GradientTransformation
+    >>> state = opt.init(params)
+    >>> updates, state = opt.update(grads, state, params)
+
+Each ``NAME.ckpt`` in this directory is a `vograd.checkpoint` file (JSON header,
+equinox leaf serialisation, checksums; no pickle) of the optimizer weights
+``theta``. Its header records how to rebuild the optimizer (class and
+constructor fields) and how the weights were made (recipe, preset, seed, the
+command). Files are written by ``vograd export RUN_DIR NAME`` (`save`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import optax
+
+from vograd.tasks.optimizers import HierarchicalOptimizer, LSTMOptimizer, MLPOptimizer
+from vograd.tasks.optimizers.base import LearnedOptimizer, Theta
+from vograd import checkpoint
+
+DIRECTORY = Path(__file__).parent
+SUFFIX = ".ckpt"
+_CLASSES = {cls.__name__: cls for cls in (MLPOptimizer, LSTMOptimizer, HierarchicalOptimizer)}
+
+
+def names(directory: str | os.PathLike = DIRECTORY) -> tuple[str, ...]:
+    """Returns the names of the optimizers shipped in ``directory``, sorted."""
+    return tuple(sorted(p.name[: -len(SUFFIX)] for p in Path(directory).glob(f"*{SUFFIX}")))
+
+
+def path(name: str, directory: str | os.PathLike = DIRECTORY) -> Path:
+    """Returns the file of ``name``; KeyError listing the known names if there is none."""
+    file = Path(directory) / f"{name}{SUFFIX}"
+    if not file.is_file():
+        raise KeyError(f"unknown pretrained optimizer {name!r}; known: {list(names(directory))}")
+    return file
+
+
+def info(name: str, directory: str | os.PathLike = DIRECTORY) -> dict[str, Any]:
+    """Returns the metadata of ``name``: optimizer spec, recipe, preset, seed, command, step."""
+    header = checkpoint.read_header(path(name, directory))
+    return {**header.get("metadata", {}), "step": header.get("step")}
+
+
+def optimizer_spec(lopt: LearnedOptimizer) -> dict[str, Any]:
+    """Returns ``{"class": name, "fields": {...}}``, enough to rebuild ``lopt``.
+
+    Every field of a shipped optimizer must be a static, JSON-able setting
+    (numbers, strings, booleans, tuples of them): the weights live in ``theta``.
+    """
+    cls = type(lopt).__name__
+    if cls not in _CLASSES:
+        raise TypeError(f"cannot export a {cls}; known optimizer classes: {sorted(_CLASSES)}")
+    fields = {}
+    for f in dataclasses.fields(lopt):
+        value = getattr(lopt, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, (int, float, str, bool, list)) or (
+            isinstance(value, list) and not all(isinstance(v, (int, float, str, bool)) for v in value)
+        ):
+            raise TypeError(f"{cls}.{f.name} = {value!r} is not a JSON-able setting")
+        fields[f.name] = value
+    return {"class": cls, "fields": fields}
+
+
+def build_optimizer(spec: dict[str, Any]) -> LearnedOptimizer:
+    """Returns the optimizer described by an `optimizer_spec` dict."""
+    cls = _CLASSES.get(spec.get("class"))
+    if cls is None:
+        raise ValueError(f"unknown optimizer class {spec.get('class')!r}; known: {sorted(_CLASSES)}")
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("fields", {}).items()}
+    return cls(**fields)
+
+
+def save(file: str | os.PathLike, lopt: LearnedOptimizer, theta: Theta, *, step: int,
+         metadata: dict[str, Any] | None = None) -> Path:
+    """Returns ``file`` after writing ``theta`` with the spec of ``lopt`` and ``metadata``."""
+    meta = {**(metadata or {}), "optimizer": optimizer_spec(lopt)}
+    return checkpoint.save_checkpoint(file, theta, step=step, metadata=meta)
+
+
+def load_optimizer(name: str, directory: str | os.PathLike = DIRECTORY) -> tuple[LearnedOptimizer, Theta]:
+    """Returns ``(optimizer, theta)`` of ``name``.
+
+    Raises KeyError for an unknown name and `vograd.checkpoint.CheckpointError`
+    for a corrupted file or weights of another architecture.
+    """
+    file = path(name, directory)
+    spec = checkpoint.read_header(file).get("metadata", {}).get("optimizer")
+    if spec is None:
+        raise checkpoint.CheckpointError(f"{file}: no optimizer spec in the header")
+    lopt = build_optimizer(spec)
+    template = lopt.init_theta(jax.random.key(0))
+    theta, _ = checkpoint.load_checkpoint(file, template)
+    return lopt, theta
+
+
+def load(name: str, directory: str | os.PathLike = DIRECTORY) -> optax.GradientTransformation:
+    """Returns the pretrained optimizer ``name`` as an ``optax.GradientTransformation``."""
+    lopt, theta = load_optimizer(name, directory)
+    return lopt.as_optax(theta)
+
+
+__all__ = ["build_optimizer", "info", "load", "load_optimizer", "names", "optimizer_spec", "path", "save"]
