@@ -44,6 +44,7 @@ class Problem:
     channels: tuple[int, ...] | None = None
     strides: tuple[int, ...] | None = None
     conv_impl: str | None = None
+    activation: str = "relu"
 
     @property
     def eval_options(self) -> dict:
@@ -72,6 +73,8 @@ class Problem:
             classes = "all"
         conv = self.architecture in ("conv", "conv6")
         given = [n for n in ("channels", "strides", "conv_impl") if getattr(self, n) is not None]
+        if self.activation != "relu" and self.architecture != "mlp":
+            raise ValueError(f"activation: for mlp architectures, got {self.architecture!r}")
         if given and not conv:
             raise ValueError(f"{', '.join(given)}: for conv architectures, got {self.architecture!r}")
         if self.architecture == "quadratic":
@@ -80,7 +83,9 @@ class Problem:
             return problems.QuadraticFamily(dim=10, noise_std=0.1)
         common = dict(k=self.k, batch_size=self.batch_size, downsample=self.downsample)
         if self.architecture == "mlp":
-            return problems.ImageMLPFamily(self.dataset, classes, hidden=self.hidden, **common)
+            return problems.ImageMLPFamily(
+                self.dataset, classes, hidden=self.hidden, activation=self.activation, **common
+            )
         if conv:
             common.update({n: getattr(self, n) for n in given})
             if self.architecture == "conv":

@@ -11,6 +11,7 @@ import importlib
 from types import ModuleType
 
 _MODULES = {
+    "adaptive": "vograd.recipes.adaptive",
     "metz2019": "vograd.recipes.metz2019",
     "andrychowicz2016": "vograd.recipes.andrychowicz2016",
     "metz2020": "vograd.recipes.metz2020",

@@ -17,11 +17,13 @@ OUTER_OBJECTIVES = ("train", "valid")
 
 
 class InnerState(eqx.Module):
-    """One inner training run: its ``task``, current ``params`` and ``opt_state``."""
+    """One inner training run: its ``task``, current ``params`` and ``opt_state``, and the
+    ``grad_scale`` the optimizer's gradients are multiplied by (1 unless augmented)."""
 
     task: Task
     params: Params
     opt_state: OptState
+    grad_scale: Float[Array, ""]
 
 
 class LearnedOptimizerSystem(vograd.UnrolledSystem):
@@ -46,6 +48,12 @@ class LearnedOptimizerSystem(vograd.UnrolledSystem):
     A diverging inner run gives a non-finite loss, left as it is so that
     estimators can count and drop the sample. ``loss_clip`` (off by default)
     replaces finite losses above it by ``loss_clip``; NaN stays NaN.
+
+    ``grad_scale_range=(low, high)`` (off by default) is loss-scale
+    augmentation: each episode draws ``c`` log-uniform in ``[low, high]`` and
+    the optimizer sees the gradients of ``c * loss`` (``c * g_t``); the step
+    loss stays the unscaled one, so episodes of every scale weigh the same in
+    the outer objective.
     """
 
     optimizer: LearnedOptimizer
@@ -53,6 +61,7 @@ class LearnedOptimizerSystem(vograd.UnrolledSystem):
     outer: str = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
     loss_clip: float | None = eqx.field(static=True)
+    grad_scale_range: tuple[float, float] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -61,12 +70,22 @@ class LearnedOptimizerSystem(vograd.UnrolledSystem):
         outer: str = "train",
         horizon: int = 10_000,
         loss_clip: float | None = None,
+        grad_scale_range: tuple[float, float] | None = None,
     ):
         self.optimizer = optimizer
         self.family = family
         self.outer = outer
         self.horizon = int(horizon)
         self.loss_clip = None if loss_clip is None else float(loss_clip)
+        if grad_scale_range is not None:
+            low, high = (float(x) for x in grad_scale_range)
+            if not 0 < low <= high < float("inf"):
+                raise ValueError(
+                    f"LearnedOptimizerSystem: grad_scale_range must be 0 < low <= high, got "
+                    f"{grad_scale_range}"
+                )
+            grad_scale_range = (low, high)
+        self.grad_scale_range = grad_scale_range
 
     def __check_init__(self):
         if self.outer not in OUTER_OBJECTIVES:
@@ -92,10 +111,15 @@ class LearnedOptimizerSystem(vograd.UnrolledSystem):
 
     def init(self, theta: Theta, key: PRNGKeyArray) -> InnerState:
         """Returns a fresh inner run: a sampled task, initial params and optimizer state."""
-        k_task, k_params = jax.random.split(key)
+        k_task, k_params, k_scale = jax.random.split(key, 3)
         task = self.family.sample(k_task)
         params = self.family.init_params(task, k_params)
-        return InnerState(task=task, params=params, opt_state=self.optimizer.init(theta, params))
+        scale = jnp.ones(())
+        if self.grad_scale_range is not None:
+            low, high = jnp.log(jnp.asarray(self.grad_scale_range))
+            scale = jnp.exp(jax.random.uniform(k_scale, (), minval=low, maxval=high))
+        return InnerState(task=task, params=params, opt_state=self.optimizer.init(theta, params),
+                          grad_scale=scale)
 
     def step(
         self, theta: Theta, state: InnerState, key: PRNGKeyArray
@@ -104,6 +128,8 @@ class LearnedOptimizerSystem(vograd.UnrolledSystem):
         k_train, k_valid = jax.random.split(key)
         batch = self.family.batch(state.task, k_train, "train")
         loss, grads = jax.value_and_grad(self.family.loss)(state.params, state.task, batch)
+        if self.grad_scale_range is not None:
+            grads = jax.tree.map(lambda g: g * state.grad_scale.astype(g.dtype), grads)
         updates, opt_state = self.optimizer.update(theta, grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         if self.outer == "valid":
@@ -111,7 +137,8 @@ class LearnedOptimizerSystem(vograd.UnrolledSystem):
             loss = self.family.loss(params, state.task, valid)
         if self.loss_clip is not None:
             loss = jnp.where(jnp.isfinite(loss), jnp.minimum(loss, self.loss_clip), loss)
-        return InnerState(task=state.task, params=params, opt_state=opt_state), loss
+        return InnerState(task=state.task, params=params, opt_state=opt_state,
+                          grad_scale=state.grad_scale), loss
 
 
 __all__ = ["InnerState", "LearnedOptimizerSystem", "OUTER_OBJECTIVES"]

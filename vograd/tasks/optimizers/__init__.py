@@ -1,6 +1,11 @@
 """Learned optimizers (each an optax transformation once trained) and hand-designed baselines."""
 
 from vograd.tasks.optimizers import baselines
+from vograd.tasks.optimizers.adaptive_mlp import (
+    AdaptiveMLPOptimizer,
+    AdaptiveMLPState,
+    AdaptiveMLPTheta,
+)
 from vograd.tasks.optimizers.base import LearnedOptimizer, OptState, Theta
 from vograd.tasks.optimizers.hierarchical import (
     HierarchicalOptimizer,
@@ -11,6 +16,9 @@ from vograd.tasks.optimizers.lstm import LSTMOptimizer, LSTMOptState, LSTMTheta,
 from vograd.tasks.optimizers.mlp import METZ_DECAYS, METZ_TAUS, MLPOptimizer, MLPOptState, MLPTheta
 
 __all__ = [
+    "AdaptiveMLPOptimizer",
+    "AdaptiveMLPState",
+    "AdaptiveMLPTheta",
     "HierarchicalOptState",
     "HierarchicalOptimizer",
     "HierarchicalTheta",

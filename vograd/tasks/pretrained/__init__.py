@@ -22,13 +22,19 @@ from typing import Any
 import jax
 import optax
 
-from vograd.tasks.optimizers import HierarchicalOptimizer, LSTMOptimizer, MLPOptimizer
+from vograd.tasks.optimizers import (
+    AdaptiveMLPOptimizer,
+    HierarchicalOptimizer,
+    LSTMOptimizer,
+    MLPOptimizer,
+)
 from vograd.tasks.optimizers.base import LearnedOptimizer, Theta
 from vograd import checkpoint
 
 DIRECTORY = Path(__file__).parent
 SUFFIX = ".ckpt"
-_CLASSES = {cls.__name__: cls for cls in (MLPOptimizer, LSTMOptimizer, HierarchicalOptimizer)}
+_CLASSES = {cls.__name__: cls for cls in (
+    AdaptiveMLPOptimizer, MLPOptimizer, LSTMOptimizer, HierarchicalOptimizer)}
 
 
 def names(directory: str | os.PathLike = DIRECTORY) -> tuple[str, ...]:

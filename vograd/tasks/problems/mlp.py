@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from vograd.tasks.problems.class_data import ClassData
@@ -20,8 +21,11 @@ from vograd.tasks.problems.image_family import (
 )
 
 
+ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu, "sigmoid": jax.nn.sigmoid}
+
+
 class ImageMLPFamily(ImageClassificationFamily):
-    """ReLU MLP classifiers of k-class image problems (default: 2 hidden layers of 32, batch 128).
+    """MLP classifiers (ReLU by default) of k-class image problems (default: 2 hidden layers of 32, batch 128).
 
     Params: ``{"linear_0": {"w": [H*W*C, h0], "b": [h0]}, ..., "head": {"w": [h_last, k_max],
     "b": [k_max]}}``; weights start ``N(0, 1 / fan_in)`` (LeCun; He's ``2 / fan_in`` on
@@ -39,6 +43,7 @@ class ImageMLPFamily(ImageClassificationFamily):
         valid_fraction, num_test_classes, data_dir, sources: passed to ``load_class_data``.
         downsample: average-pool the images by this factor first (e.g. 2: Fashion-MNIST
             at 14x14, a 4x smaller first layer).
+        activation: the hidden units' nonlinearity, a key of `ACTIVATIONS`.
     """
 
     data: ClassData
@@ -46,6 +51,7 @@ class ImageMLPFamily(ImageClassificationFamily):
     batch_size: int = eqx.field(static=True)
     tint_range: tuple[float, float] = eqx.field(static=True)
     hidden: tuple[int, ...] = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -61,7 +67,11 @@ class ImageMLPFamily(ImageClassificationFamily):
         data_dir: str | None = None,
         sources: Sequence[str] | None = None,
         downsample: int = 1,
+        activation: str = "relu",
     ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
+        self.activation = activation
         self.data = as_class_data(
             dataset,
             classes,
@@ -89,9 +99,10 @@ class ImageMLPFamily(ImageClassificationFamily):
         return params
 
     def logits(self, params: dict, images: Float[Array, "b h w c"]) -> Float[Array, "b k"]:
-        """Returns ``head(relu(... relu(x W_0 + b_0)))`` of the flattened ``x``: ``[B, k_max]``."""
+        """Returns ``head(act(... act(x W_0 + b_0)))`` of the flattened ``x``: ``[B, k_max]``."""
+        act = ACTIVATIONS[self.activation]
         x = images.reshape(images.shape[0], -1)
         for i in range(len(self.hidden)):
             layer = params[f"linear_{i}"]
-            x = jax.nn.relu(x @ layer["w"] + layer["b"])
+            x = act(x @ layer["w"] + layer["b"])
         return x @ params["head"]["w"] + params["head"]["b"]

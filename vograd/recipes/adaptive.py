@@ -1,0 +1,137 @@
+"""The default learned optimizer: `AdaptiveMLPOptimizer` outer-trained on a broad task mix.
+
+Where `vograd.recipes.metz2019` reproduces a paper, this recipe aims at an
+optimizer that helps on problems it never saw (docs/optimizers.md, "Designed
+to generalise"). Outer training: every antithetic sample trains one task of
+each family in ``problems`` at once (`vograd.JointSystem`): MLPs of depth 1-3
+and widths 16-128 with ReLU, tanh and GELU units on 14x14 and 28x28
+Fashion-MNIST, MNIST digits and scikit-learn's 8x8 digits, and a 2-layer CNN;
+batch sizes 32-256; every episode's gradients scaled by a factor drawn
+log-uniformly in ``grad_scale_range``. Truncated windows of one long episode
+(``horizon``) under the merged estimator. The optimizer has no time input, so
+a window late in a 1,000-step episode is the same problem as one late in a
+shorter run: one horizon covers every horizon up to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import vograd
+from vograd.recipes.config import Evaluation, Problem, Truncation
+from vograd.recipes.metz2019 import estimator, outer  # the same merged estimator and outer Adam
+
+DESCRIPTION = "AdaptiveMLPOptimizer (Adam + learned bounded correction) on a broad task mix"
+
+# The outer-training distribution (the "train" class pool of each dataset).
+TRAIN_PROBLEMS: tuple[Problem, ...] = (
+    Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=128, downsample=2),
+    Problem("mlp", "mnist", hidden=(64, 64), batch_size=64, downsample=2, activation="tanh"),
+    Problem("mlp", "fashion_mnist", hidden=(16,), batch_size=32, activation="gelu"),
+    Problem("mlp", "digits", hidden=(128, 64, 32), batch_size=256),
+    Problem("conv", "fashion_mnist", batch_size=64, downsample=2, channels=(8, 16),
+            strides=(2, 2), conv_impl="im2col"),
+)
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """One outer-training run of `AdaptiveMLPOptimizer`.
+
+    ``problems``: the task families trained on together (the first is also
+    ``problem``, the family of ``vograd eval``'s in-distribution check).
+    ``grad_scale_range``: loss-scale augmentation (`LearnedOptimizerSystem`).
+    ``hidden``, ``lr``: the optimizer's MLP width and the Adam learning rate
+    it starts from. The rest as in `vograd.recipes.metz2019.Metz2019`.
+    """
+
+    problems: tuple[Problem, ...] = TRAIN_PROBLEMS
+    outer: Literal["train", "valid"] = "train"
+    horizon: int = 1_000
+    num_pairs: int = 2
+    sigma: float = 0.01
+    estimator: Literal["merged", "grad", "es"] = "merged"
+    weighting: Literal["per_element", "total"] = "per_element"
+    truncation: Truncation = Truncation(start=50, end=50, num_steps=1, jitter=0.2, min_bucket=64)
+    outer_steps: int = 400
+    outer_lr: float = 3e-3
+    outer_b1: float = 0.5
+    clip_value: float = 0.1
+    grad_scale_range: tuple[float, float] | None = (1e-3, 1e3)
+    hidden: int = 16
+    lr: float = 1e-3
+    unroll: int = 1
+    checkpoint_every: int = 25
+    evaluation: Evaluation = Evaluation(
+        num_tasks=8, num_seeds=3, inner_steps=1_000, eval_every=50, eval_batches=4,
+        random_search=0, generalization=False,
+    )
+
+    def __post_init__(self):
+        if not self.problems:
+            raise ValueError("Adaptive: problems must name at least one task family")
+        if self.outer not in ("train", "valid"):
+            raise ValueError(f"outer must be 'train' or 'valid', got {self.outer!r}")
+        if self.estimator not in ("merged", "grad", "es"):
+            raise ValueError(f"estimator must be 'merged', 'grad' or 'es', got {self.estimator!r}")
+        if min(self.outer_steps, self.horizon, self.num_pairs) < 1:
+            raise ValueError("outer_steps, horizon and num_pairs must be >= 1")
+
+    @property
+    def problem(self) -> Problem:
+        """Returns the first training family (the in-distribution evaluation's)."""
+        return self.problems[0]
+
+    @property
+    def extra_problems(self) -> tuple[Problem, ...]:
+        """Returns the other training families (evaluated by ``vograd eval --only extra``)."""
+        return self.problems[1:]
+
+
+CONFIG = Adaptive
+
+PRESETS: dict[str, Adaptive] = {
+    # About an hour on 2 idle cores: the optimizer behind vograd.tasks.pretrained's default.
+    "default": Adaptive(),
+    # Two families, short windows: a couple of minutes (the demo and the tests).
+    "demo": Adaptive(
+        problems=TRAIN_PROBLEMS[:1] + TRAIN_PROBLEMS[3:4],
+        horizon=200,
+        num_pairs=2,
+        truncation=Truncation(start=20, end=20, num_steps=1, jitter=0.2, min_bucket=32),
+        outer_steps=60,
+        evaluation=Evaluation(num_tasks=4, num_seeds=2, inner_steps=200, eval_every=20,
+                              eval_batches=2, random_search=0, generalization=False),
+    ),
+}
+
+
+def learned_optimizer(config: Adaptive):
+    """Returns the `AdaptiveMLPOptimizer` of the config's width and starting learning rate."""
+    from vograd.tasks.optimizers import AdaptiveMLPOptimizer
+
+    return AdaptiveMLPOptimizer(hidden=config.hidden, lr=config.lr)
+
+
+def system(config: Adaptive, classes: str = "train"):
+    """Returns the `vograd.JointSystem` of one `LearnedOptimizerSystem` per family."""
+    from vograd.tasks.system import LearnedOptimizerSystem
+
+    lopt = learned_optimizer(config)
+    systems = [
+        LearnedOptimizerSystem(lopt, p.family(classes), outer=config.outer, horizon=config.horizon,
+                               grad_scale_range=config.grad_scale_range)
+        for p in config.problems
+    ]
+    return systems[0] if len(systems) == 1 else vograd.JointSystem(systems)
+
+
+def fields() -> tuple[str, ...]:
+    """Returns the config's field names (for the CLI's listing)."""
+    return tuple(f.name for f in dataclasses.fields(Adaptive))
+
+
+__all__ = ["Adaptive", "CONFIG", "PRESETS", "TRAIN_PROBLEMS", "estimator", "learned_optimizer",
+           "outer", "system"]
