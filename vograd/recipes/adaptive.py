@@ -55,7 +55,7 @@ class Adaptive:
     estimator: Literal["merged", "grad", "es"] = "merged"
     weighting: Literal["per_element", "total"] = "per_element"
     truncation: Truncation = Truncation(start=50, end=50, num_steps=1, jitter=0.2, min_bucket=64)
-    outer_steps: int = 400
+    outer_steps: int = 300
     outer_lr: float = 3e-3
     outer_b1: float = 0.5
     clip_value: float = 0.1
