@@ -28,10 +28,10 @@ DESCRIPTION = "AdaptiveMLPOptimizer (Adam + learned bounded correction) on a bro
 # The outer-training distribution (the "train" class pool of each dataset).
 TRAIN_PROBLEMS: tuple[Problem, ...] = (
     Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=128, downsample=2),
-    Problem("mlp", "mnist", hidden=(64, 64), batch_size=64, downsample=2, activation="tanh"),
+    Problem("mlp", "mnist", hidden=(32, 32), batch_size=64, downsample=2, activation="tanh"),
     Problem("mlp", "fashion_mnist", hidden=(16,), batch_size=32, activation="gelu"),
-    Problem("mlp", "digits", hidden=(128, 64, 32), batch_size=256),
-    Problem("conv", "fashion_mnist", batch_size=64, downsample=2, channels=(8, 16),
+    Problem("mlp", "digits", hidden=(128, 64, 32), batch_size=64),
+    Problem("conv", "fashion_mnist", batch_size=32, downsample=2, channels=(8, 16),
             strides=(2, 2), conv_impl="im2col"),
 )
 
@@ -54,8 +54,8 @@ class Adaptive:
     sigma: float = 0.01
     estimator: Literal["merged", "grad", "es"] = "merged"
     weighting: Literal["per_element", "total"] = "per_element"
-    truncation: Truncation = Truncation(start=50, end=50, num_steps=1, jitter=0.2, min_bucket=64)
-    outer_steps: int = 300
+    truncation: Truncation = Truncation(start=30, end=30, num_steps=1, jitter=0.2, min_bucket=64)
+    outer_steps: int = 200
     outer_lr: float = 3e-3
     outer_b1: float = 0.5
     clip_value: float = 0.1
