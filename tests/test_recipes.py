@@ -68,7 +68,7 @@ def _tiny(cfg):
     return replace(cfg, outer_steps=2, checkpoint_every=1, truncation=Truncation(fixed=4))
 
 
-@pytest.mark.parametrize("name", ["metz2019", "andrychowicz2016", "metz2020"])
+@pytest.mark.parametrize("name", ["metz2019", "andrychowicz2016", "metz2020", "adaptive"])
 def test_demo_recipe_trains_and_resumes(name, tmp_path):
     cfg = _tiny(registry.preset(name, "demo"))
     result = run.train(name, cfg, tmp_path, seed=0, preset="demo", progress=False)

@@ -6,7 +6,7 @@ to generalise"). Outer training: every antithetic sample trains one task of
 each family in ``problems`` at once (`vograd.JointSystem`): MLPs of depth 1-3
 and widths 16-128 with ReLU, tanh and GELU units on 14x14 and 28x28
 Fashion-MNIST, MNIST digits and scikit-learn's 8x8 digits, and a 2-layer CNN;
-batch sizes 32-256; every episode's gradients scaled by a factor drawn
+batch sizes 32-128; every episode's gradients scaled by a factor drawn
 log-uniformly in ``grad_scale_range``. Truncated windows of one long episode
 (``horizon``) under the merged estimator. The optimizer has no time input, so
 a window late in a 1,000-step episode is the same problem as one late in a

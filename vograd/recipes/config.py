@@ -140,7 +140,8 @@ class Evaluation:
     6-layer CNN on MNIST-like data (``generalization_tasks`` tasks, i.e. label
     permutations and tints of MNIST, ``generalization_steps`` inner steps,
     baselines ``generalization_baselines``, no random search: it is costly on
-    a CPU).
+    a CPU). ``pretrained``: shipped optimizers (``vograd.tasks.pretrained`` names)
+    evaluated beside the trained one on the same held-out tasks, untuned.
     """
 
     num_tasks: int = 20
@@ -157,6 +158,7 @@ class Evaluation:
     generalization_steps: int | None = None
     generalization_tasks: int = 4
     generalization_baselines: tuple[str, ...] = ("adam", "rmsprop", "sgd_momentum")
+    pretrained: tuple[str, ...] = ()
 
     def __post_init__(self):
         if min(self.num_tasks, self.num_seeds, self.inner_steps, self.eval_every) < 1:

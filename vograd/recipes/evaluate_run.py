@@ -54,13 +54,15 @@ def baseline_factories(num_steps: int):
 
 def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, out_dir,
                     title: str, progress: bool = True, unroll: int | bool = 1,
-                    sequential: bool = False, cache_dir: str | os.PathLike | None = None) -> str:
+                    sequential: bool = False, cache_dir: str | os.PathLike | None = None,
+                    others: dict | None = None) -> str:
     """Returns the markdown results table of ``lopt`` vs tuned baselines on ``family``.
 
     Writes report.md, results.json and PNG plots into ``out_dir``. ``cache_dir``:
     read and store the baselines' curves there (`vograd.recipes.curve_cache`); the
     learned optimizer always runs, and every optimizer's seconds per step are
-    measured in this call.
+    measured in this call. ``others``: more untuned optimizers ``{name: optax
+    transformation}`` (e.g. shipped ones), run beside ``lopt`` on the same tasks.
     """
     k_tasks, k_seeds, k_search = jax.random.split(key, 3)
     tasks = jax.vmap(family.sample)(jax.random.split(k_tasks, ev.num_tasks))
@@ -72,6 +74,8 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
         return lopt.as_optax(theta)
 
     runs = {LEARNED: (learned, lambda ev, key: jnp.zeros((1,)))}
+    for name, opt in (others or {}).items():
+        runs[name] = (lambda _, opt=opt: opt, lambda ev, key: jnp.zeros((1,)))
     factories = baseline_factories(num_steps)
     names = list(ev.baselines) + (["adam_reg_decay"] if ev.random_search else [])
     for name in names:
@@ -85,7 +89,7 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
             print(f"[eval] {title}: {name} ({i + 1}/{len(runs)})", flush=True)
         grid = grid_fn(ev, jax.random.fold_in(k_search, i))
         cached, digest = None, None
-        if cache_dir is not None and name != LEARNED:
+        if cache_dir is not None and name in factories:
             digest = curve_cache.key(name, family, grid, tasks, keys, schedule, num_steps)
             cached = curve_cache.load(cache_dir, digest)
         if cached is not None:
@@ -102,7 +106,7 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
         seconds[name] = seconds_per_step(family, make, point, task0, keys[0, 0],
                                          num_steps=min(num_steps, ev.eval_every * 5), unroll=unroll,
                                          eval_every=ev.eval_every)
-        if name != LEARNED:
+        if name in factories:
             chosen[name] = {
                 "per_task_best_on_train": jax.tree.map(lambda x: np.asarray(x)[by_train.best].tolist(), grid),
             }
@@ -152,10 +156,15 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
             held_out.append((problem, jax.random.fold_in(key, 1 + i), out / f"eval_extra_{i}",
                              f" ({problem.architecture})",
                              f"Held-out tasks, outer-training family {i + 1}"))
+    others = {}
+    if ev.pretrained:
+        from vograd.tasks import pretrained
+
+        others = {f"{n} (shipped)": pretrained.load(n) for n in ev.pretrained}
     for problem, k, where, suffix, heading in held_out:
         md = evaluate_family(problem.family("test"), lopt, theta, ev, ev.inner_steps, k, where,
                              f"{record['recipe']} held-out tasks{suffix}", progress,
-                             cache_dir=cache_dir, **problem.eval_options)
+                             cache_dir=cache_dir, others=others, **problem.eval_options)
         tables.append(f"## {heading} ({problem.architecture} on {problem.dataset}, test class "
                       f"pool)\n\n{md}\nPlots: {where}/curves.png, differences.png")
     if "generalization" in parts and ev.generalization:

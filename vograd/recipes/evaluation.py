@@ -75,7 +75,22 @@ def inner_curves(
     key: PRNGKeyArray,
     schedule: InnerSchedule,
 ) -> tuple[Float[Array, " E"], Float[Array, " E"]]:
-    """Returns ``(train, test)`` loss curves of one inner training run, ``[E]`` each.
+    """Returns ``(train, test)`` loss curves of one inner training run, ``[E]`` each
+    (`inner_run` without the final parameters)."""
+    train, test, _ = inner_run(family, make, hparams, task, key, schedule)
+    return train, test
+
+
+def inner_run(
+    family,
+    make: MakeOptimizer,
+    hparams: Hparams,
+    task,
+    key: PRNGKeyArray,
+    schedule: InnerSchedule,
+):
+    """Returns ``(train, test, params)``: the loss curves ``[E]`` of one inner training run
+    and its final parameters.
 
     ``train[e]`` is the mean minibatch training loss over evaluation block
     ``e`` (``eval_every`` steps), ``test[e]`` the mean loss on
@@ -106,8 +121,10 @@ def inner_curves(
         carry, losses = jax.lax.scan(train_step, carry, idx, unroll=schedule.unroll)
         return carry, (jnp.mean(losses), test_loss(carry[0], e))
 
-    _, (train, test) = jax.lax.scan(block, (params, opt_state), jnp.arange(schedule.num_evals))
-    return train, test
+    (params, _), (train, test) = jax.lax.scan(
+        block, (params, opt_state), jnp.arange(schedule.num_evals)
+    )
+    return train, test, params
 
 
 @eqx.filter_jit
@@ -118,11 +135,22 @@ def grid_curves(family, make, grid, tasks, keys, schedule):
     task and seed, shared by every grid point). ``schedule.sequential`` picks
     ``lax.map`` over ``vmap`` for the three axes (same numbers).
     """
-    over = _mapped if schedule.sequential else jax.vmap
-    per_seed = over(inner_curves, in_axes=(None, None, None, None, 0, None))
+    return _over_grid(inner_curves, schedule.sequential)(family, make, grid, tasks, keys, schedule)
+
+
+@eqx.filter_jit
+def grid_runs(family, make, grid, tasks, keys, schedule):
+    """Returns `grid_curves`' train and test curves ``[G, T, S, E]`` and the final
+    parameters of every run (leaves ``[G, T, S, ...]``)."""
+    return _over_grid(inner_run, schedule.sequential)(family, make, grid, tasks, keys, schedule)
+
+
+def _over_grid(run: Callable, sequential: bool) -> Callable:
+    """Returns ``run`` mapped over seeds, tasks and grid points (``lax.map`` if ``sequential``)."""
+    over = _mapped if sequential else jax.vmap
+    per_seed = over(run, in_axes=(None, None, None, None, 0, None))
     per_task = over(per_seed, in_axes=(None, None, None, 0, 0, None))
-    per_point = over(per_task, in_axes=(None, None, 0, None, None, None))
-    return per_point(family, make, grid, tasks, keys, schedule)
+    return over(per_task, in_axes=(None, None, 0, None, None, None))
 
 
 def _mapped(fn: Callable, in_axes: tuple[int | None, ...]) -> Callable:

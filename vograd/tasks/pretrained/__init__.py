@@ -1,7 +1,8 @@
 """Trained learned optimizers shipped with the package.
 
     >>> import vograd.tasks.pretrained
-    >>> opt = vograd.tasks.pretrained.load("metz2019-small")  # an optax.GradientTransformation
+    >>> opt = vograd.tasks.pretrained.load()  # the default, DEFAULT; an optax.GradientTransformation
+    >>> opt = vograd.tasks.pretrained.load("metz2019-small")  # or one by name
     >>> state = opt.init(params)
     >>> updates, state = opt.update(grads, state, params)
 
@@ -33,6 +34,9 @@ from vograd import checkpoint
 
 DIRECTORY = Path(__file__).parent
 SUFFIX = ".ckpt"
+# What ``load()`` returns: AdaptiveMLPOptimizer outer-trained by the ``adaptive`` recipe
+# (docs/results.md, "The default optimizer"; the command is in its header, ``info``).
+DEFAULT = "adaptive"
 _CLASSES = {cls.__name__: cls for cls in (
     AdaptiveMLPOptimizer, MLPOptimizer, LSTMOptimizer, HierarchicalOptimizer)}
 
@@ -94,13 +98,14 @@ def save(file: str | os.PathLike, lopt: LearnedOptimizer, theta: Theta, *, step:
     return checkpoint.save_checkpoint(file, theta, step=step, metadata=meta)
 
 
-def load_optimizer(name: str, directory: str | os.PathLike = DIRECTORY) -> tuple[LearnedOptimizer, Theta]:
-    """Returns ``(optimizer, theta)`` of ``name``.
+def load_optimizer(name: str | None = None, directory: str | os.PathLike = DIRECTORY
+                   ) -> tuple[LearnedOptimizer, Theta]:
+    """Returns ``(optimizer, theta)`` of ``name`` (None: `DEFAULT`).
 
     Raises KeyError for an unknown name and `vograd.checkpoint.CheckpointError`
     for a corrupted file or weights of another architecture.
     """
-    file = path(name, directory)
+    file = path(DEFAULT if name is None else name, directory)
     spec = checkpoint.read_header(file).get("metadata", {}).get("optimizer")
     if spec is None:
         raise checkpoint.CheckpointError(f"{file}: no optimizer spec in the header")
@@ -110,10 +115,12 @@ def load_optimizer(name: str, directory: str | os.PathLike = DIRECTORY) -> tuple
     return lopt, theta
 
 
-def load(name: str, directory: str | os.PathLike = DIRECTORY) -> optax.GradientTransformation:
-    """Returns the pretrained optimizer ``name`` as an ``optax.GradientTransformation``."""
+def load(name: str | None = None, directory: str | os.PathLike = DIRECTORY
+         ) -> optax.GradientTransformation:
+    """Returns the pretrained optimizer ``name`` (None: `DEFAULT`) as an
+    ``optax.GradientTransformation``."""
     lopt, theta = load_optimizer(name, directory)
     return lopt.as_optax(theta)
 
 
-__all__ = ["build_optimizer", "info", "load", "load_optimizer", "names", "optimizer_spec", "path", "save"]
+__all__ = ["DEFAULT", "build_optimizer", "info", "load", "load_optimizer", "names", "optimizer_spec", "path", "save"]

@@ -1,0 +1,72 @@
+"""The unseen-task suite: new families learn, baselines are selected as documented, stats add up."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from vograd.recipes import suite, suite_eval, suite_report, suite_run
+from vograd.recipes.evaluation import InnerSchedule, inner_curves
+from vograd.tasks.problems import ImageAutoencoderFamily, TabularMLPFamily
+
+
+@pytest.mark.parametrize("build", [
+    lambda: TabularMLPFamily("wine", hidden=(16,)),
+    lambda: TabularMLPFamily("breast_cancer", hidden=(8,), activation="gelu"),
+    lambda: ImageAutoencoderFamily("fashion_mnist", "all", hidden=(16,), batch_size=32),
+])
+def test_new_families_learn_with_adam(build):
+    # Real data (scikit-learn's bundled tables, Fashion-MNIST): 200 Adam steps at 3e-3 cut the
+    # test loss by at least 30% (measured: 55-95%), so the losses and batches are wired right.
+    family = build()
+    task = family.sample(jax.random.key(0))
+    train, test = jax.jit(inner_curves, static_argnums=(0, 1, 5))(
+        family, lambda _: optax.adam(3e-3), None, task, jax.random.key(1), InnerSchedule(200, 50, 2))
+    assert np.all(np.isfinite(test))
+    assert float(test[-1]) < 0.7 * float(test[0])
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(KeyError, match="unknown tabular dataset"):
+        TabularMLPFamily("iris2")
+    with pytest.raises(KeyError, match="unknown suite tasks"):
+        suite.by_name("wine-mlp,nope")
+
+
+def test_every_suite_task_says_what_is_new():
+    names = [t.name for t in suite.SUITE + suite.LOSS_SCALES]
+    assert len(set(names)) == len(names)
+    assert all(t.unseen and t.num_steps % t.eval_every == 0 for t in suite.SUITE + suite.LOSS_SCALES)
+    assert max(t.num_steps for t in suite.SUITE) == 10 * 1_000  # 10x the adaptive recipe's horizon
+
+
+def test_suite_statistics_on_two_tasks(tmp_path):
+    # Adam at 1e-3 as the "learned" optimizer: it IS the "adam 1e-3" baseline, so it never
+    # beats it (wins 0), ties are losses; tuned Adam is per task at most the global-lr Adam.
+    tasks = suite_run.shortened(suite.by_name("wine-mlp,mnist28-logreg"), 20)
+    learned = {"adam-1e-3": optax.adam(1e-3), "sgd-0.1": optax.sgd(0.1)}
+    result = suite_eval.run_suite(learned, tasks, num_seeds=2, progress=False)
+    stats = suite_eval.statistics(result, list(learned))
+    assert stats["wins"]["adam-1e-3"]["adam 1e-3"] == 0.0
+    for t in result["tasks"].values():
+        o = t["optimizers"]
+        tuned, glob = (np.mean(o[n]["train"]) for n in ("adam (tuned)", "adam (global lr)"))
+        assert tuned <= glob + 1e-12
+        np.testing.assert_array_equal(o["adam 1e-3"]["train"], o["adam-1e-3"]["train"])
+    pooled = stats["pooled"]["adam (tuned)"]
+    assert pooled["ci"][0] <= pooled["mean"] <= pooled["ci"][1]
+    md = suite_report.write(result, list(learned), tmp_path, horizon=50)
+    assert "wine-mlp" in md and (tmp_path / "suite.json").is_file()
+    assert (tmp_path / "train_wallclock.png").stat().st_size > 1000
+
+
+def test_dead_units_are_counted():
+    # A layer whose biases are -1e3 is dead on every input: share 1 for that layer's units.
+    family = TabularMLPFamily("wine", hidden=(4, 6))
+    task = family.sample(jax.random.key(0))
+    params = family.init_params(task, jax.random.key(1))
+    params["linear_1"]["b"] = params["linear_1"]["b"] - 1e3
+    share = float(suite_eval.dead_share(family, params, task, jax.random.key(2)))
+    assert share >= 6 / 10 and share <= 1.0

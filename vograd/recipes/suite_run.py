@@ -1,0 +1,65 @@
+"""Run the unseen-task suite for trained run directories and pretrained names.
+
+    python -m vograd.recipes.suite_run runs/adaptive-s0 runs/adaptive-s1 metz2019-mixed --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+from vograd.recipes import suite, suite_eval, suite_report
+
+
+def load_learned(source: str):
+    """Returns ``(label, optax transformation)`` of a run directory or a pretrained name."""
+    from vograd.recipes import run
+    from vograd.tasks import pretrained
+
+    if Path(source, "config.json").is_file():
+        lopt, theta = run.load_theta(source)
+        return Path(source).name, lopt.as_optax(theta)
+    return source, pretrained.load(source)
+
+
+def shortened(tasks: tuple[suite.SuiteTask, ...], factor: int) -> tuple[suite.SuiteTask, ...]:
+    """Returns the tasks with ``factor`` times fewer steps (a quick look; not for results)."""
+    return tuple(dataclasses.replace(t, num_steps=t.num_steps // factor,
+                                     eval_every=max(1, t.eval_every // factor)) for t in tasks)
+
+
+def compare(sources: list[str], out_dir: str | os.PathLike, *, tasks: str | None = None,
+            num_seeds: int = 3, quick: int = 1, with_scales: bool = True, seed: int = 0,
+            progress: bool = True) -> str:
+    """Returns the report of the learned optimizers in ``sources`` on the suite (written
+    to ``out_dir``); ``with_scales`` adds the loss-scale check, ``quick`` shortens every task."""
+    if not sources:
+        raise ValueError("name at least one run directory or pretrained optimizer")
+    learned = dict(load_learned(s) for s in sources)
+    if len(learned) != len(sources):
+        raise ValueError(f"two sources share a name: {sources}")
+    chosen = suite.by_name(tasks) + (suite.LOSS_SCALES if with_scales else ())
+    if quick > 1:
+        chosen = shortened(chosen, quick)
+    result = suite_eval.run_suite(learned, chosen, num_seeds=num_seeds, seed=seed, progress=progress)
+    return suite_report.write(result, list(learned), out_dir, horizon=1_000 // quick)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vograd.recipes.suite_run", description=__doc__)
+    parser.add_argument("sources", nargs="+", help="run directories or pretrained names")
+    parser.add_argument("--out", required=True, help="directory for report.md, suite.json, PNGs")
+    parser.add_argument("--tasks", default=None, help="comma-separated suite task names")
+    parser.add_argument("--seeds", type=int, default=3, help="inner seeds per task")
+    parser.add_argument("--quick", type=int, default=1, help="divide every task's steps by this")
+    parser.add_argument("--no-scales", action="store_true", help="skip the loss-scale check")
+    args = parser.parse_args(argv)
+    print(compare(args.sources, args.out, tasks=args.tasks, num_seeds=args.seeds, quick=args.quick,
+                  with_scales=not args.no_scales))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
