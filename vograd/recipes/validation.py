@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ def validate(run_dirs: list[str | os.PathLike], *, num_tasks: int = 2, num_seeds
     for i, problem in enumerate(problems):
         if progress:
             print(f"[validation] family {i + 1}/{len(problems)}: {problem.architecture} on "
-                  f"{problem.dataset}", flush=True)
+                  f"{problem.dataset}", file=sys.stderr, flush=True)
         family = problem.family("train")
         k_tasks, k_seeds = jax.random.split(jax.random.fold_in(key, i))
         tasks = jax.vmap(family.sample)(jax.random.split(k_tasks, num_tasks))
