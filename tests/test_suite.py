@@ -1,7 +1,6 @@
 """The unseen-task suite: new families learn, baselines are selected as documented, stats add up."""
 
-import dataclasses
-
+import equinox as eqx
 import jax
 import numpy as np
 import optax
@@ -22,7 +21,7 @@ def test_new_families_learn_with_adam(build):
     # test loss by at least 30% (measured: 55-95%), so the losses and batches are wired right.
     family = build()
     task = family.sample(jax.random.key(0))
-    train, test = jax.jit(inner_curves, static_argnums=(0, 1, 5))(
+    train, test = eqx.filter_jit(inner_curves)(
         family, lambda _: optax.adam(3e-3), None, task, jax.random.key(1), InnerSchedule(200, 50, 2))
     assert np.all(np.isfinite(test))
     assert float(test[-1]) < 0.7 * float(test[0])

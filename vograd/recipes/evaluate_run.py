@@ -125,6 +125,7 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
 
 
 PARTS = ("heldout", "extra", "generalization")
+OPTIONAL_PARTS = ("suite",)  # only when asked for: the unseen-task suite takes ~20 min
 
 
 def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True,
@@ -136,11 +137,14 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
     on its test class pool, into ``eval_extra_1/``, ...) and/or
     ``"generalization"`` (the 6-layer CNN, into ``eval_generalization/``, when
     the config's evaluation asks for it).
+    ``"suite"`` (only when named) runs the unseen-task suite (`vograd.recipes.suite_run`)
+    into ``eval_suite/``.
     ``cache_dir``: reuse and store baseline curves there (`evaluate_family`).
     """
-    unknown = sorted(set(parts) - set(PARTS))
+    unknown = sorted(set(parts) - set(PARTS) - set(OPTIONAL_PARTS))
     if unknown or not parts:
-        raise ValueError(f"unknown evaluation parts {unknown or list(parts)}; known: {list(PARTS)}")
+        raise ValueError(f"unknown evaluation parts {unknown or list(parts)}; known: "
+                         f"{list(PARTS + OPTIONAL_PARTS)}")
     module, config, record = run.read_run(out_dir)
     lopt, theta = run.load_theta(out_dir)
     ev = config.evaluation
@@ -179,4 +183,8 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
                              cache_dir=cache_dir, **gen_problem.eval_options)
         tables.append(f"## Generalization: 6-layer CNN on MNIST\n\n{md}\n"
                       f"Plots: {out / 'eval_generalization'}/curves.png")
+    if "suite" in parts:
+        from vograd.recipes import suite_run
+
+        tables.append(suite_run.compare([str(out_dir)], out / "eval_suite", progress=progress))
     return "\n\n".join(tables)

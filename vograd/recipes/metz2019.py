@@ -110,7 +110,7 @@ PRESETS: dict[str, Metz2019] = {
         outer_steps=150,
         evaluation=Evaluation(
             num_tasks=8, num_seeds=2, inner_steps=200, eval_every=20, eval_batches=2,
-            random_search=16, generalization=False,
+            random_search=16, generalization=False, pretrained=("adaptive",),
         ),
     ),
     # 45 minutes on 2 idle CPU cores (then 3 minutes of held-out evaluation and
