@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -19,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
-from tqdm.auto import tqdm
 
 from vograd import checkpoint as ckpt
 from vograd.estimators.base import Estimator
 from vograd.outer import all_finite, global_norm
+from vograd.progress import progress_bar
 from vograd.schedules import Schedule, bucket
 from vograd.system import Theta, UnrolledSystem
 
@@ -241,7 +240,7 @@ def train(
     about ``horizon / num_particles``, so turn it off there. ``min_bucket``:
     the smallest compiled window (`vograd.schedules.bucket`'s ``minimum``):
     fewer compilations, shorter windows run padded.
-    ``progress``: a tqdm bar on a terminal.
+    ``progress``: a tqdm bar in a terminal or a notebook (`vograd.progress`).
     """
     _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every)
     key = _typed_key(key)
@@ -280,10 +279,10 @@ def train(
     estimators: dict[int, Estimator] = {}
     chunk = getattr(estimator, "chunk", None)
     horizon = int(system.horizon)
-    bar = tqdm(
+    bar = progress_bar(
+        enabled=progress,
         total=num_steps,
         initial=min(step, num_steps),
-        disable=not (progress and sys.stderr.isatty()),
         desc="outer steps",
         unit="step",
     )
