@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -20,6 +19,7 @@ import optax
 from jaxtyping import PRNGKeyArray
 
 from vograd import checkpoint as ckpt
+from vograd import metrics
 from vograd.estimators.base import Estimator
 from vograd.outer import all_finite, global_norm
 from vograd.progress import progress_bar
@@ -156,21 +156,6 @@ def _num(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _truncate_log(path: Path, start: int) -> None:
-    """Keeps only the complete lines of steps before ``start`` (resume safety)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-        if isinstance(record, dict) and record.get("step", start) < start:
-            kept.append(line)
-    ckpt.atomic_write(path, "".join(s + "\n" for s in kept).encode())
-
-
 def _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every):
     if not isinstance(system, UnrolledSystem):
         raise TypeError(f"system must be a vograd.UnrolledSystem, got {type(system).__name__}")
@@ -204,7 +189,7 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
     keep_checkpoints: int | None = 2,
-    log: str | os.PathLike | Callable[[dict], Any] | None = None,
+    log: metrics.LogSpec = None,
     theta: Theta | None = None,
     clip_to_episode: bool = True,
     min_bucket: int | None = None,
@@ -231,8 +216,9 @@ def train(
     (bit for bit) the theta of an uninterrupted run with the same key.
 
     ``log``: a path (JSON lines, one per step, appended; on resume the lines of
-    steps not covered by the checkpoint are dropped first) or a callable
-    receiving each step's metric dict. ``theta``: initial outer parameters
+    steps not covered by the checkpoint are dropped first), a callable
+    receiving each step's metric dict, a `vograd.metrics.MetricsWriter`
+    (e.g. `vograd.metrics.TensorBoard`), or a list of these. ``theta``: initial outer parameters
     (default ``system.init_theta``). ``clip_to_episode``: pass the steps left
     in the episode (`steps_left`: the minimum over the estimator state's
     ``particles``) to the schedule; meaningful when the population's episodes
@@ -268,12 +254,9 @@ def train(
                     stacklevel=2,
                 )
 
-    log_file = None
-    if log is not None and not callable(log):
-        log_path = Path(log)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        _truncate_log(log_path, step)
-        log_file = open(log_path, "a")
+    sinks = metrics.writers(log)
+    for sink in sinks:
+        sink.start(step)
 
     history: list[dict] = []
     estimators: dict[int, Estimator] = {}
@@ -328,11 +311,8 @@ def train(
                 "wall_time": time.perf_counter() - t_start,
             }
             history.append(record)
-            if log_file is not None:
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-            elif log is not None:
-                log(record)
+            for sink in sinks:
+                sink.write(record)
             step += 1
             if checkpoint_dir is not None and (
                 step % checkpoint_every == 0 or step == num_steps
@@ -348,8 +328,8 @@ def train(
             bar.set_postfix(loss=record["loss"], window=window, refresh=False)
     finally:
         bar.close()
-        if log_file is not None:
-            log_file.close()
+        for sink in sinks:
+            sink.close()
     return TrainResult(theta, opt_state, est_state, history, step, num_skipped, resumed_from)
 
 

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 import vograd
-from vograd import plotting
+from vograd import metrics, plotting
 from vograd.recipes import config as cfg
 from vograd.recipes import registry
 from vograd import checkpoint
@@ -59,8 +59,14 @@ def read_run(out_dir: str | os.PathLike):
 
 
 def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
-          preset: str | None = None, progress: bool = True) -> TrainResult:
-    """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint."""
+          preset: str | None = None, progress: bool = True, tensorboard: bool = False,
+          log=()) -> TrainResult:
+    """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint.
+
+    Metrics go to ``out_dir/metrics.jsonl``, to TensorBoard event files in
+    ``out_dir/tensorboard/`` if ``tensorboard`` (the ``tensorboard`` extra),
+    and to the extra writers or callbacks in ``log`` (`vograd.metrics`).
+    """
     module = registry.get(recipe)
     out = Path(out_dir)
     _write_config(out, recipe, preset, seed, config)
@@ -75,7 +81,8 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
         schedule=config.truncation.schedule(),
         checkpoint_dir=out / "checkpoints",
         checkpoint_every=config.checkpoint_every,
-        log=out / "metrics.jsonl",
+        log=[out / "metrics.jsonl", *([metrics.TensorBoard(out / "tensorboard")] if tensorboard else []),
+             *metrics.writers(log)],
         min_bucket=config.truncation.min_bucket,
         progress=progress,
         theta=initial,
