@@ -6,7 +6,7 @@ for a figure, which returns None, with one warning per process, when
 matplotlib is not installed. Figures are built with
 ``matplotlib.figure.Figure`` and saved with ``Figure.savefig``: no pyplot and
 no global backend switch, so a notebook's inline backend is left alone (and a
-returned `Figure` shows inline there).
+returned `Figure` shows inline there once that backend is on).
 
 `color` gives every optimizer (or estimator, or ablation) the same colour in
 every figure: a fixed table for the names the recipes use, and a stable hash
