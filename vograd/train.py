@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -19,11 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray
-from tqdm.auto import tqdm
 
 from vograd import checkpoint as ckpt
+from vograd import metrics
 from vograd.estimators.base import Estimator
 from vograd.outer import all_finite, global_norm
+from vograd.progress import progress_bar
 from vograd.schedules import Schedule, bucket
 from vograd.system import Theta, UnrolledSystem
 
@@ -157,21 +156,6 @@ def _num(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _truncate_log(path: Path, start: int) -> None:
-    """Keeps only the complete lines of steps before ``start`` (resume safety)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-        if isinstance(record, dict) and record.get("step", start) < start:
-            kept.append(line)
-    ckpt.atomic_write(path, "".join(s + "\n" for s in kept).encode())
-
-
 def _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every):
     if not isinstance(system, UnrolledSystem):
         raise TypeError(f"system must be a vograd.UnrolledSystem, got {type(system).__name__}")
@@ -205,7 +189,7 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
     keep_checkpoints: int | None = 2,
-    log: str | os.PathLike | Callable[[dict], Any] | None = None,
+    log: metrics.LogSpec = None,
     theta: Theta | None = None,
     clip_to_episode: bool = True,
     min_bucket: int | None = None,
@@ -232,8 +216,9 @@ def train(
     (bit for bit) the theta of an uninterrupted run with the same key.
 
     ``log``: a path (JSON lines, one per step, appended; on resume the lines of
-    steps not covered by the checkpoint are dropped first) or a callable
-    receiving each step's metric dict. ``theta``: initial outer parameters
+    steps not covered by the checkpoint are dropped first), a callable
+    receiving each step's metric dict, a `vograd.metrics.MetricsWriter`
+    (e.g. `vograd.metrics.TensorBoard`), or a list of these. ``theta``: initial outer parameters
     (default ``system.init_theta``). ``clip_to_episode``: pass the steps left
     in the episode (`steps_left`: the minimum over the estimator state's
     ``particles``) to the schedule; meaningful when the population's episodes
@@ -241,7 +226,7 @@ def train(
     about ``horizon / num_particles``, so turn it off there. ``min_bucket``:
     the smallest compiled window (`vograd.schedules.bucket`'s ``minimum``):
     fewer compilations, shorter windows run padded.
-    ``progress``: a tqdm bar on a terminal.
+    ``progress``: a tqdm bar in a terminal or a notebook (`vograd.progress`).
     """
     _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every)
     key = _typed_key(key)
@@ -269,21 +254,18 @@ def train(
                     stacklevel=2,
                 )
 
-    log_file = None
-    if log is not None and not callable(log):
-        log_path = Path(log)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        _truncate_log(log_path, step)
-        log_file = open(log_path, "a")
+    sinks = metrics.writers(log)
+    for sink in sinks:
+        sink.start(step)
 
     history: list[dict] = []
     estimators: dict[int, Estimator] = {}
     chunk = getattr(estimator, "chunk", None)
     horizon = int(system.horizon)
-    bar = tqdm(
+    bar = progress_bar(
+        enabled=progress,
         total=num_steps,
         initial=min(step, num_steps),
-        disable=not (progress and sys.stderr.isatty()),
         desc="outer steps",
         unit="step",
     )
@@ -329,11 +311,8 @@ def train(
                 "wall_time": time.perf_counter() - t_start,
             }
             history.append(record)
-            if log_file is not None:
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-            elif log is not None:
-                log(record)
+            for sink in sinks:
+                sink.write(record)
             step += 1
             if checkpoint_dir is not None and (
                 step % checkpoint_every == 0 or step == num_steps
@@ -349,8 +328,8 @@ def train(
             bar.set_postfix(loss=record["loss"], window=window, refresh=False)
     finally:
         bar.close()
-        if log_file is not None:
-            log_file.close()
+        for sink in sinks:
+            sink.close()
     return TrainResult(theta, opt_state, est_state, history, step, num_skipped, resumed_from)
 
 

@@ -18,17 +18,14 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import matplotlib
+import numpy as np
+import optax
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-import vograd  # noqa: E402
-from vograd.benchmarks.estimator_quality import SweepPoint  # noqa: E402
-from vograd.tasks.toys import InfluenceBalancing, Momentum1D  # noqa: E402
-from vograd.tasks.toys.momentum_1d import GLOBAL_MINIMUM, LOCAL_MINIMUM, inner_loss  # noqa: E402
+import vograd
+from vograd import plotting
+from vograd.benchmarks.estimator_quality import SweepPoint
+from vograd.tasks.toys import InfluenceBalancing, Momentum1D
+from vograd.tasks.toys.momentum_1d import GLOBAL_MINIMUM, LOCAL_MINIMUM, inner_loss
 
 
 def momentum_landscape(horizon: int, thetas: np.ndarray) -> np.ndarray:
@@ -57,7 +54,10 @@ def plot_landscape(
 ) -> None:
     """Draws Fig. 2: (a) the inner loss, (b) ``w_T`` over (theta, T), (c) trajectories
     ``w_t`` for the momenta in ``shown``, (d) ``l(w_T)`` against theta at each horizon."""
-    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
+    fig = plotting.new_figure(figsize=(11, 8))
+    if fig is None:
+        return
+    ax = fig.subplots(2, 2)
     w = np.linspace(-1.6, 4.4, 400)
     ax[0, 0].plot(w, inner_loss(w), "k")
     ax[0, 0].plot([-1.2], [inner_loss(-1.2)], "*", ms=14, color="k", label="w0 = -1.2")
@@ -88,7 +88,6 @@ def plot_landscape(
     fig.suptitle("Fig. 2 (toy): the outer landscape of learned momentum turns rough as T grows")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,11 +177,15 @@ def plot_truncation(
     path: Path, runs: list[TrainingRun], loss, theta_star: float, horizon: int
 ) -> None:
     """Draws Fig. 3: the full-episode loss ``loss(theta)`` and theta along each run."""
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = plotting.new_figure(figsize=(12, 4.5))
+    if fig is None:
+        return
+    ax = fig.subplots(1, 2)
     for run in runs:
         style = "--" if "PersistentES" in run.label else "-." if "Evolution" in run.label else "-"
-        ax[0].plot(run.inner_steps, loss(run.thetas), style, lw=1.2, label=run.label)
-        ax[1].plot(run.inner_steps, run.thetas, style, lw=1.2, label=run.label)
+        c = plotting.color(run.label)
+        ax[0].plot(run.inner_steps, loss(run.thetas), style, lw=1.2, color=c, label=run.label)
+        ax[1].plot(run.inner_steps, run.thetas, style, lw=1.2, color=c, label=run.label)
     ax[0].axhline(loss(np.array([theta_star]))[0], color="k", lw=0.8, ls=":",
                   label="optimum L(theta*)")
     ax[0].set(xlabel="total inner steps", ylabel=f"full-episode loss L(theta) (T = {horizon})",
@@ -203,14 +206,16 @@ def plot_truncation(
                  "truncations move theta away from theta*, PES converges to it")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_variance(path: Path, sweeps: dict[str, list[SweepPoint]], group: int) -> None:
     """Draws Fig. 4: total variance per sample of g_rp and g_es against T (top) and
     the merged estimator's weight on g_rp with ``group`` pairs (bottom), per system."""
     n = len(sweeps)
-    fig, ax = plt.subplots(2, n, figsize=(max(4.6 * n, 8), 7), squeeze=False)
+    fig = plotting.new_figure(figsize=(max(4.6 * n, 8), 7))
+    if fig is None:
+        return
+    ax = fig.subplots(2, n, squeeze=False)
     for j, (name, points) in enumerate(sweeps.items()):
         T = [p.horizon for p in points]
         ax[0, j].plot(T, [p.variance("rp") for p in points], "o-", label="g_rp (reparam.)")
@@ -225,4 +230,3 @@ def plot_variance(path: Path, sweeps: dict[str, list[SweepPoint]], group: int) -
                  "and the weight the merged estimator gives g_rp", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -205,13 +205,12 @@ def run_sweeps(cfg: Config, key) -> dict[str, list[SweepPoint]]:
     return out
 
 
-def run_figures(cfg: Config, out: Path, sweeps, key, log) -> tuple[list, dict]:
-    """Draws Figs. 2-4 into ``out``; returns the Fig. 3 runs and their closed forms."""
+def run_figures(cfg: Config, sweeps, key, log) -> tuple[list, dict, dict]:
+    """Returns the data of Figs. 2-3: the Fig. 3 runs, their closed forms, and the Fig. 2
+    landscape (drawn by `draw_figures` once the numbers are written)."""
     log("Fig. 2: Momentum1D landscape")
     thetas = np.linspace(0.5, 0.99, cfg.landscape_thetas)
-    ws = figs.momentum_landscape(cfg.landscape_horizon, thetas)
-    figs.plot_landscape(out / "fig2_momentum_landscape.png", thetas, ws,
-                        list(cfg.landscape_horizons), [0.5, 0.78, 0.82, 0.9, 0.95, 0.97])
+    landscape = {"thetas": thetas, "ws": figs.momentum_landscape(cfg.landscape_horizon, thetas)}
 
     log("Fig. 3: outer-training InfluenceBalancing")
     case = estimator_cases.CASES["InfluenceBalancing"]
@@ -226,19 +225,24 @@ def run_figures(cfg: Config, out: Path, sweeps, key, log) -> tuple[list, dict]:
         th = np.asarray(th, np.float64)
         return 0.5 * np.mean((v[None] + m[None] * th[:, None] - 1.0) ** 2, axis=1)
 
-    theta_star = estimator_cases.influence_optimum(system)
-    figs.plot_truncation(out / "fig3_truncation_bias.png", runs, loss, theta_star, system.horizon)
-    log("Fig. 4: plot")
-    figs.plot_variance(out / "fig4_variance.png", sweeps, cfg.samples)
     closed = {
-        "theta_star": theta_star,
+        "theta_star": estimator_cases.influence_optimum(system),
         "loss": loss,
         "true_grad_at_theta0": system.true_grad(0.5),
         "tbptt_grad_at_theta0": {
             W: estimator_cases.influence_truncated_grad(system, 0.5, W) for W in cfg.fig3_windows
         },
     }
-    return runs, closed
+    return runs, closed, landscape
+
+
+def draw_figures(cfg: Config, out: Path, sweeps, runs, closed, landscape) -> None:
+    """Draws Figs. 2-4 into ``out`` (skipped, with one warning, without matplotlib)."""
+    figs.plot_landscape(out / "fig2_momentum_landscape.png", landscape["thetas"], landscape["ws"],
+                        list(cfg.landscape_horizons), [0.5, 0.78, 0.82, 0.9, 0.95, 0.97])
+    figs.plot_truncation(out / "fig3_truncation_bias.png", runs, closed["loss"],
+                         closed["theta_star"], cfg.fig3_horizon)
+    figs.plot_variance(out / "fig4_variance.png", sweeps, cfg.samples)
 
 
 def main(out_dir: str | os.PathLike | None = None, quick: bool = False) -> str:
@@ -264,7 +268,7 @@ def main(out_dir: str | os.PathLike | None = None, quick: bool = False) -> str:
         log("tables")
         full_rows, trunc_rows, refs = run_tables(cfg, sweeps, jax.random.fold_in(key, 2), log)
         log("Figs. 2-3")
-        runs, closed = run_figures(cfg, out, sweeps, jax.random.fold_in(key, 3), log)
+        runs, closed, landscape = run_figures(cfg, sweeps, jax.random.fold_in(key, 3), log)
     elapsed = time.perf_counter() - t_start
 
     lines = [
@@ -301,6 +305,8 @@ def main(out_dir: str | os.PathLike | None = None, quick: bool = False) -> str:
         },
     }
     (out / "estimators.json").write_text(json.dumps(results, indent=1))
+    log("Figs. 2-4: plots")
+    draw_figures(cfg, out, sweeps, runs, closed, landscape)
     return report
 
 

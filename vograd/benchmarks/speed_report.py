@@ -5,7 +5,7 @@ from __future__ import annotations
 from vograd.benchmarks.speed_common import fmt
 from vograd.benchmarks.speed_throughput import REFERENCE_STEPS_PER_S, REFERENCE_WINDOW
 
-# Issue 5's targets: throughput against the reference figures.
+# The targets: throughput against the reference figures.
 TARGETS = {"quadratic": 3.0, "mlp": 3.0, "conv": 10.0}
 TASK_NAMES = {
     "quadratic": "(a) 10-d quadratic",

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from vograd import plotting
 from vograd.recipes import registry
 from vograd.recipes import run as runs
 from vograd.recipes.evaluation import InnerSchedule, grid_curves
@@ -74,24 +75,25 @@ def table(scores: dict[str, list[float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(path, scores: dict[str, list[float]]) -> None:
-    """Writes a strip plot of the per-seed scores of each ablation (Figure 8)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(scores)), 4))
+def plot(path, scores: dict[str, list[float]]):
+    """Returns the figure written to ``path`` (None without matplotlib): a strip plot of
+    the per-seed scores of each ablation (Figure 8)."""
+    fig = plotting.new_figure(figsize=(max(6, 1.1 * len(scores)), 4))
+    if fig is None:
+        return None
+    ax = fig.subplots()
     for i, (name, vals) in enumerate(scores.items()):
         v = np.asarray(vals, float)
-        ax.scatter(np.full(len(v), i), np.where(np.isfinite(v), v, np.nan), alpha=0.7)
+        ax.scatter(np.full(len(v), i), np.where(np.isfinite(v), v, np.nan), alpha=0.7,
+                   color=plotting.color(name))
         ax.hlines(np.median(v), i - 0.3, i + 0.3, color="k")
     ax.set_xticks(range(len(scores)), list(scores), rotation=30)
+    ax.set_xlabel("ablation")
     ax.set_ylabel("held-out outer loss (lower is better)")
     ax.set_title("Ablations: per-seed outer loss, median in black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def run(recipe: str, preset: str, out_dir, *, seeds: int = 3, only=None, progress: bool = True) -> str:

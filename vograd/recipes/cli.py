@@ -40,7 +40,7 @@ def _cmd_train(args) -> int:
         config = registry.get(args.recipe).ablation(config, args.ablation)
     result = run.train(
         args.recipe, config, args.out, seed=args.seed, preset=args.preset,
-        progress=not args.no_progress,
+        progress=not args.no_progress, tensorboard=args.tensorboard,
     )
     resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from else ""
     print(
@@ -99,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--ablation", default=None)
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard scalars to OUT/tensorboard (extra: tensorboard)")
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a trained run against tuned baselines")

@@ -12,6 +12,7 @@ each optimizer measured in the same run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -20,11 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vograd.progress import progress_bar
 from vograd.recipes import curve_cache, report, run
 from vograd.recipes.config import Evaluation, Problem
 from vograd.recipes.evaluation import InnerSchedule, grid_curves, log_grid, seconds_per_step, select
 
 LEARNED = "learned"
+log = logging.getLogger(__name__)
 
 
 def baseline_factories(num_steps: int):
@@ -84,9 +87,9 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
         runs[name] = factories[name]
 
     curves, seconds, chosen = {}, {}, {}
+    bar = progress_bar(enabled=progress, total=len(runs), desc=f"eval {title}", unit="optimizer")
     for i, (name, (make, grid_fn)) in enumerate(runs.items()):
-        if progress:
-            print(f"[eval] {title}: {name} ({i + 1}/{len(runs)})", flush=True)
+        bar.set_postfix_str(name)
         grid = grid_fn(ev, jax.random.fold_in(k_search, i))
         cached, digest = None, None
         if cache_dir is not None and name in factories:
@@ -94,8 +97,7 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
             cached = curve_cache.load(cache_dir, digest)
         if cached is not None:
             train, test = cached
-            if progress:
-                print(f"[eval] {title}: {name}: curves from the cache {cache_dir}", flush=True)
+            log.info("%s: %s: curves from the cache %s", title, name, cache_dir)
         else:
             train, test = (np.asarray(x) for x in grid_curves(family, make, grid, tasks, keys, schedule))
             if digest is not None:
@@ -110,6 +112,8 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
             chosen[name] = {
                 "per_task_best_on_train": jax.tree.map(lambda x: np.asarray(x)[by_train.best].tolist(), grid),
             }
+        bar.update(1)
+    bar.close()
     notes = (
         f"{ev.num_tasks} held-out tasks x {ev.num_seeds} seeds, {num_steps} inner steps. "
         "Baselines tuned per task (learning rate over "

@@ -148,6 +148,22 @@ PRESETS: dict[str, Metz2019] = {
         truncation=Truncation(start=10, end=100, num_steps=500, jitter=0.2, min_bucket=32),
         outer_steps=1600,
     ),
+    # A smoke run of the whole pipeline (train, evaluate, report) in about a minute on
+    # 2 cores, for CI and first tries: 5 outer steps on a tiny MLP, 2 held-out tasks
+    # against Adam over 3 learning rates. Its numbers mean nothing.
+    "tiny": replace(
+        _SMALL,
+        problem=replace(_SMALL_MLP, hidden=(8,), batch_size=16),
+        horizon=40,
+        num_pairs=2,
+        truncation=Truncation(fixed=10),
+        outer_steps=5,
+        checkpoint_every=5,
+        evaluation=Evaluation(
+            num_tasks=2, num_seeds=1, inner_steps=40, eval_every=20, eval_batches=1,
+            baselines=("adam",), lr_grid=3, random_search=0, generalization=False,
+        ),
+    ),
     # The published sizes: a GPU or many machines.
     "paper": Metz2019(truncation=Truncation(chunk=50)),
 }

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from vograd import plotting
+
 Curves = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
@@ -89,75 +91,78 @@ def markdown_table(rows: list[Row], reference: str) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def _band(ax, x, curves: np.ndarray, label: str):
-    flat = np.asarray(curves, np.float64).reshape(-1, curves.shape[-1])
-    lo, mid, hi = np.nanpercentile(np.where(np.isfinite(flat), flat, np.nan), [25, 50, 75], axis=0)
-    (line,) = ax.plot(x, mid, label=label)
-    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
-
-
 def plot_curves(path: str, steps: np.ndarray, curves: Curves, seconds: dict[str, float], title: str):
-    """Writes a 2x2 PNG: train/test loss against inner steps and wall-clock seconds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    """Returns the figure written to ``path`` (None without matplotlib): a 2x2 PNG of
+    train/test loss against inner steps and wall-clock seconds, one colour per optimizer."""
+    fig = plotting.new_figure(figsize=(11, 8))
+    if fig is None:
+        return None
+    axes = fig.subplots(2, 2)
     for name, (train, test) in curves.items():
-        wall = steps * seconds.get(name, np.nan)
-        for row, (split, c) in enumerate((("train", train), ("test", test))):
-            _band(axes[row, 0], steps, c, name)
-            _band(axes[row, 1], wall, c, name)
-            axes[row, 0].set_ylabel(f"{split} loss")
-    axes[1, 0].set_xlabel("inner steps")
-    axes[1, 1].set_xlabel("wall-clock seconds (measured per step in this run)")
+        per_step = seconds.get(name, np.nan)
+        for row, c in enumerate((train, test)):
+            plotting.band(axes[row, 0], steps, c, name)
+            if np.isfinite(per_step):  # not measured: no wall-clock curve
+                plotting.band(axes[row, 1], steps * per_step, c, name)
+    for row, split in enumerate(("train", "test")):
+        for col in range(2):
+            axes[row, col].set_ylabel(f"{split} loss")
+            axes[row, col].set_xlabel("inner steps" if col == 0 else
+                                      "wall-clock seconds (per-step time measured in this run)")
     for ax in axes.flat:
-        ax.set_yscale("log")
+        if ax.lines:  # a log axis without data cannot place its ticks
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{title}: median and 25-75% over held-out tasks x seeds")
+    fig.suptitle(f"{title}: median (line) and 25-75% (band) over held-out tasks x seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def plot_differences(path: str, curves: Curves, reference: str):
-    """Writes a PNG histogram of per-task mean-loss differences (baseline - reference).
+    """Returns the figure written to ``path`` (None without matplotlib): histograms of the
+    per-task mean-loss differences (baseline - reference), one colour per baseline.
 
     Positive values mean the reference optimizer is better (Figure 6c).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for col, split in enumerate(("train", "test")):
+    fig = plotting.new_figure(figsize=(11, 4))
+    if fig is None:
+        return None
+    axes = fig.subplots(1, 2)
+    diffs = {}
+    for col in range(2):
         ref = _task_means(curves[reference][col])
         for name, pair in curves.items():
-            if name == reference:
-                continue
-            diff = _task_means(pair[col]) - ref
-            axes[col].hist(np.clip(diff[np.isfinite(diff)], -5, 5), bins=20, alpha=0.5, label=name)
-        axes[col].axvline(0, color="k", ls="--")
+            if name != reference:
+                d = _task_means(pair[col]) - ref
+                diffs[name, col] = np.clip(d[np.isfinite(d)], -5, 5)
+    finite = [d for d in diffs.values() if d.size]
+    edges = np.histogram_bin_edges(np.concatenate(finite) if finite else np.zeros(1), bins=20)
+    for col, split in enumerate(("train", "test")):
+        for name in curves:
+            if name != reference:
+                axes[col].hist(diffs[name, col], bins=edges, histtype="step", lw=1.8,
+                               color=plotting.color(name), label=name)
+        axes[col].axvline(0, color="k", ls="--", lw=0.8)
         axes[col].set_title(f"{split}: baseline - {reference} (>0: {reference} better)")
+        axes[col].set_xlabel(f"difference of per-task mean {split} loss (clipped to +-5)")
+        axes[col].set_ylabel("number of held-out tasks")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def write_report(
     out_dir: str, steps: np.ndarray, curves: Curves, seconds: dict[str, float],
     reference: str, title: str, notes: str = "",
 ) -> str:
-    """Writes results.json, report.md and PNG plots into ``out_dir``; returns the markdown table."""
+    """Writes results.json and report.md, then the PNG plots (skipped without matplotlib),
+    into ``out_dir``; returns the markdown table."""
     os.makedirs(out_dir, exist_ok=True)
     rows = table(curves, seconds, reference)
     md = markdown_table(rows, reference)
-    plot_curves(os.path.join(out_dir, "curves.png"), steps, curves, seconds, title)
-    plot_differences(os.path.join(out_dir, "differences.png"), curves, reference)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(
             {
@@ -172,4 +177,6 @@ def write_report(
         )
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(f"# {title}\n\n{notes}\n\n{md}\n![curves](curves.png)\n\n![differences](differences.png)\n")
+    plot_curves(os.path.join(out_dir, "curves.png"), steps, curves, seconds, title)
+    plot_differences(os.path.join(out_dir, "differences.png"), curves, reference)
     return md

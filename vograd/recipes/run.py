@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 import vograd
+from vograd import metrics, plotting
 from vograd.recipes import config as cfg
 from vograd.recipes import registry
 from vograd import checkpoint
@@ -58,8 +59,14 @@ def read_run(out_dir: str | os.PathLike):
 
 
 def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
-          preset: str | None = None, progress: bool = True) -> TrainResult:
-    """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint."""
+          preset: str | None = None, progress: bool = True, tensorboard: bool = False,
+          log=()) -> TrainResult:
+    """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint.
+
+    Metrics go to ``out_dir/metrics.jsonl``, to TensorBoard event files in
+    ``out_dir/tensorboard/`` if ``tensorboard`` (the ``tensorboard`` extra),
+    and to the extra writers or callbacks in ``log`` (`vograd.metrics`).
+    """
     module = registry.get(recipe)
     out = Path(out_dir)
     _write_config(out, recipe, preset, seed, config)
@@ -74,7 +81,8 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
         schedule=config.truncation.schedule(),
         checkpoint_dir=out / "checkpoints",
         checkpoint_every=config.checkpoint_every,
-        log=out / "metrics.jsonl",
+        log=[out / "metrics.jsonl", *([metrics.TensorBoard(out / "tensorboard")] if tensorboard else []),
+             *metrics.writers(log)],
         min_bucket=config.truncation.min_bucket,
         progress=progress,
         theta=initial,
@@ -130,30 +138,35 @@ def read_metrics(out_dir: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_training(out_dir: str | os.PathLike) -> None:
-    """Writes training.png: outer loss (and its running mean) and window against outer step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_training(out_dir: str | os.PathLike):
+    """Returns the figure written to training.png (None without matplotlib or metrics): outer
+    loss (and its running mean) against outer step and against wall-clock seconds, and the
+    window against outer step."""
     rows = read_metrics(out_dir)
-    if not rows:
-        return
+    fig = plotting.new_figure(figsize=(15, 4)) if rows else None
+    if fig is None:
+        return None
     step = np.array([r["step"] for r in rows])
     loss = np.array([r["loss"] if r["loss"] is not None else np.nan for r in rows], float)
     window = np.array([r.get("window") or np.nan for r in rows], float)
+    # Summed step times: wall-clock seconds of training, across resumes (each call's
+    # wall_time starts again at 0).
+    wall = np.cumsum([r.get("step_time", np.nan) for r in rows])
     k = max(1, len(loss) // 20)
     smooth = np.convolve(np.nan_to_num(loss, nan=np.nanmean(loss)), np.ones(k) / k, mode="valid")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.plot(step, loss, alpha=0.3, label="outer loss")
-    a.plot(step[k - 1:], smooth, label=f"running mean ({k})")
-    a.set_xlabel("outer step")
-    a.set_ylabel("mean inner loss over the window")
+    a, w, b = fig.subplots(1, 3)
+    for ax, x, xlabel in ((a, step, "outer step"),
+                          (w, wall, "wall-clock seconds (sum of outer step times)")):
+        ax.plot(x, loss, color="#1f77b4", alpha=0.3, label="outer loss")
+        ax.plot(x[k - 1:], smooth, color="#1f77b4", label=f"running mean ({k})")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("mean inner loss over the window")
+        ax.grid(alpha=0.3)
     a.legend()
-    b.plot(step, window)
+    b.plot(step, window, color="#2ca02c")
     b.set_xlabel("outer step")
     b.set_ylabel("window (inner steps)")
+    b.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(Path(out_dir) / "training.png", dpi=100)
-    plt.close(fig)
+    return fig
