@@ -20,6 +20,7 @@ import vograd
 from vograd.recipes import config as cfg
 from vograd.recipes import registry
 from vograd import checkpoint
+from vograd.guards import check_seed
 from vograd.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,12 @@ def read_run(out_dir: str | os.PathLike):
 
 def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
           preset: str | None = None, progress: bool = True) -> TrainResult:
-    """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint."""
+    """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint.
+
+    ``seed``: an integer in ``[0, 2**32)`` (`vograd.guards.check_seed`), checked
+    before anything is written.
+    """
+    seed = check_seed(seed)
     module = registry.get(recipe)
     out = Path(out_dir)
     _write_config(out, recipe, preset, seed, config)
