@@ -58,6 +58,7 @@ class StopOnSignal:
         self.requested: int | None = None
         self._count = 0
         self._active = False
+        self._noticed = threading.Event()
 
     def __enter__(self) -> "StopOnSignal":
         if threading.current_thread() is not threading.main_thread():
@@ -98,6 +99,7 @@ class StopOnSignal:
                     self.requested = self.requested or signum
                     _say(f"vograd: {_name(signum)}: stopping after this outer step with a "
                          "checkpoint (send it again to exit at once)")
+                    self._noticed.set()
                 else:
                     _say(f"vograd: {_name(signum)} again: exiting at once "
                          "(the last checkpoint is kept)")
@@ -117,6 +119,8 @@ class StopOnSignal:
 
     def stop(self, step: int, num_steps: int, checkpoint_dir) -> None:
         """Raises `TrainingInterrupted` for the requested signal, after one line on stderr."""
+        if self._active:  # the watcher's notice first (it may not have run yet)
+            self._noticed.wait(timeout=2)
         saved = (f"checkpoint in {checkpoint_dir}; run again to resume"
                  if checkpoint_dir is not None else "no checkpoint_dir, nothing saved")
         message = (f"vograd: {_name(self.requested)}: stopped after outer step {step} of "
