@@ -9,7 +9,8 @@ range here, and the sizes it declares are compared with the file's size:
   a forged header to ~100 MB);
 - ``payload_bytes`` must equal what the file holds after the header;
 - the leaves listed in the fingerprint, ``sum prod(shape) * itemsize``, must
-  fit in ``payload_bytes``.
+  fit in ``payload_bytes``, and ``payload_bytes`` must not exceed what they can
+  take (so a huge file behind a small fingerprint is refused unread).
 
 Every problem raises `CheckpointError` naming the field and what is wrong.
 """
@@ -24,6 +25,8 @@ from typing import Any
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 4 << 20
 MAX_DIMS = 64  # numpy's limit on array rank
+# The largest header of an .npy record numpy writes by default is 10,000 bytes.
+MAX_RECORD_OVERHEAD = 16 << 10
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DTYPE_BITS = re.compile(r"^(?:bool|u?int(\d+)|float(\d+)|complex(\d+)|bfloat16|float8_\w+)$")
 _FIELDS = {
@@ -96,16 +99,23 @@ def check(header: Any, name: str) -> None:
             raise CheckpointError(f"{bad} {key!r} = {header[key]} is outside [0, 2**63)")
     if not _SHA256.match(header["payload_sha256"]):
         raise CheckpointError(f"{bad} 'payload_sha256' is not 64 lowercase hex digits")
-    size = _check_fingerprint(header["fingerprint"], bad)
-    if size > header["payload_bytes"]:
+    least, most = _check_fingerprint(header["fingerprint"], bad)
+    if least > header["payload_bytes"]:
         raise CheckpointError(
-            f"{bad} the fingerprint's leaves hold {size} bytes, more than the "
+            f"{bad} the fingerprint's leaves hold {least} bytes, more than the "
             f"{header['payload_bytes']}-byte payload"
+        )
+    if header["payload_bytes"] > most:
+        raise CheckpointError(
+            f"{bad} a payload of {header['payload_bytes']} bytes, but the fingerprint's "
+            f"{len(header['fingerprint']['leaves'])} leaves take at most {most}"
         )
 
 
-def _check_fingerprint(fp: dict, bad: str) -> int:
-    """Returns the data bytes the leaves of a well-formed fingerprint declare."""
+def _check_fingerprint(fp: dict, bad: str) -> tuple[int, int]:
+    """Returns the least and the most payload bytes the leaves of a well-formed
+    fingerprint can take (numeric dtypes exactly; keys at most 64 bytes per
+    element, Python scalars 16; each record's header at most `MAX_RECORD_OVERHEAD`)."""
     if set(fp) != {"treedef", "leaves"}:
         raise CheckpointError(
             f"{bad} 'fingerprint' must have the keys 'treedef' and 'leaves', has {sorted(fp)}"
@@ -114,7 +124,7 @@ def _check_fingerprint(fp: dict, bad: str) -> int:
         raise CheckpointError(f"{bad} 'fingerprint.treedef' is {json_kind(fp['treedef'])}, not a string")
     if not isinstance(fp["leaves"], list):
         raise CheckpointError(f"{bad} 'fingerprint.leaves' is {json_kind(fp['leaves'])}, not an array")
-    total = 0
+    least = most = 0
     for i, leaf in enumerate(fp["leaves"]):
         where = f"{bad} fingerprint leaf {i}"
         if not (isinstance(leaf, list) and len(leaf) == 3):
@@ -127,8 +137,10 @@ def _check_fingerprint(fp: dict, bad: str) -> int:
             raise CheckpointError(
                 f"{where} ({path}): shape must be at most {MAX_DIMS} integers in [0, 2**63)"
             )
-        total += math.prod(shape) * itemsize(dtype)
-    return total
+        size = itemsize(dtype) or (64 if dtype.startswith("key<") else 0)
+        least += math.prod(shape) * itemsize(dtype)
+        most += (math.prod(shape) * size if size else 16) + MAX_RECORD_OVERHEAD
+    return least, most
 
 
 def itemsize(dtype: str) -> int:

@@ -19,10 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vograd.checkpoint_header import CheckpointError
-
-# Largest record header numpy writes by default is 10,000 bytes (with padding).
-MAX_RECORD_OVERHEAD = 16 << 10
+from vograd.checkpoint_header import MAX_RECORD_OVERHEAD, CheckpointError
 
 
 def leaf_kind(x: Any) -> str | None:
