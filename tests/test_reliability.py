@@ -7,6 +7,7 @@ that share a persistent compilation cache, so only the first compiles.
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -231,3 +232,45 @@ def test_nonfinite_gradient_or_update_is_skipped(grad, optimizer, reason):
         SYSTEM, FixedGradient(jnp.asarray(1.0)), optax.sgd(0.1), 3, jax.random.key(0), progress=False
     )
     assert float(ok.theta["log_lr"]) == pytest.approx(-2.3) and ok.num_skipped == 0
+
+
+def test_sigterm_stops_after_a_step_with_a_checkpoint_then_resume_is_bit_identical(reference):
+    trainer, root, theta_ref = reference
+    ckpt_dir, log = root / "term_ckpt", root / "term.jsonl"
+    proc = trainer.start(ckpt_dir, log, "--sleep", "0.03")
+    wait_for(proc, "SAVED")
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    said = re.findall(r"vograd: [^\n]*", out)  # stderr lines, amid the stdout ones
+    assert said[0] == ("vograd: SIGTERM: stopping after this outer step with a checkpoint "
+                       "(send it again to exit at once)"), out
+    assert said[1].startswith("vograd: SIGTERM: stopped after outer step ") and len(said) == 2
+    # The final checkpoint covers every logged step: nothing to redo, nothing lost.
+    last = assert_every_checkpoint_loads(ckpt_dir, "sigterm")
+    assert f"stopped after outer step {last} of {NUM_STEPS}" in said[1]
+    assert len(read_log(log)) == last < NUM_STEPS
+    trainer.run(ckpt_dir, log, "--out", str(root / "term.npy"))
+    assert np.load(root / "term.npy").tobytes() == theta_ref.tobytes()
+    assert strip_times(read_log(log)) == strip_times(read_log(root / "ref.jsonl"))
+
+
+def test_second_sigint_exits_at_once_even_during_the_first_compile(tmp_path):
+    # No compilation cache: the first outer step traces and compiles for ~5 s.
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    cmd = [sys.executable, str(SCRIPT), str(tmp_path / "ck"), str(tmp_path / "m.jsonl"), "5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    wait_for(proc, "START")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    waited = time.monotonic() - t0
+    assert proc.returncode == 128 + signal.SIGINT, out
+    assert "vograd: SIGINT again: exiting at once (the last checkpoint is kept)" in out
+    # Before the first step (trace and compile) finished: nothing was saved.
+    assert "SAVED" not in out and waited < 2.0, (waited, out)

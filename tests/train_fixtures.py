@@ -164,7 +164,18 @@ def main(argv: list[str]) -> None:
     ckpt.save_to_directory = paced_save
 
     system, estimator, optimizer, schedule, key = make_run(args.num_steps)
-    result = vograd.train(
+    print("START", flush=True)
+    try:
+        result = train_kill_run(args, system, estimator, optimizer, schedule, key)
+    except vograd.interrupt.TrainingInterrupted as e:  # what a command-line tool does
+        sys.exit(e.exit_code)
+    if args.out:
+        np.save(args.out, np.asarray(result.theta))
+    print("DONE", flush=True)
+
+
+def train_kill_run(args, system, estimator, optimizer, schedule, key):
+    return vograd.train(
         system,
         estimator,
         optimizer,
@@ -177,9 +188,6 @@ def main(argv: list[str]) -> None:
         log=args.log,
         progress=False,
     )
-    if args.out:
-        np.save(args.out, np.asarray(result.theta))
-    print("DONE", flush=True)
 
 
 if __name__ == "__main__":

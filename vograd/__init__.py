@@ -21,7 +21,9 @@ from vograd.estimators import (
     Reparameterization,
     TruncatedBackprop,
 )
+from vograd.interrupt import TrainingInterrupted
 from vograd.joint import JointSystem
+from vograd.lock import DirectoryLockedError
 from vograd.outer import outer_optimizer
 from vograd.schedules import Constant, LinearCurriculum, Schedule, bucket
 from vograd.system import UnrolledSystem
@@ -30,7 +32,9 @@ from vograd.unroll import Particle, UnrollOutput, init_particle, unroll
 
 __all__ = [
     "CheckpointError",
+    "DirectoryLockedError",
     "JointSystem",
+    "TrainingInterrupted",
     "Constant",
     "LinearCurriculum",
     "Schedule",

@@ -12,15 +12,25 @@ File layout (format version 1), every byte covered by a checksum::
                                 records, one per leaf; no pickle)
 
 Loading needs a *template* pytree of the same structure (for example a fresh
-``init``); the header's fingerprint (every leaf's path, shape and dtype, plus
-the treedef string) is compared with the template's first, so a checkpoint of
-another architecture fails with a message naming the first differing leaf.
-Nothing in the file is executed or unpickled on load.
+``init``, or ``jax.eval_shape`` of it); the header's fingerprint (every leaf's
+path, shape and dtype, plus the treedef string) is compared with the
+template's first, so a checkpoint of another architecture fails with a message
+naming the first differing leaf. Nothing in the file is executed or unpickled
+on load, and nothing is allocated from it before it is validated: the header
+is parsed and checked field by field (`vograd.checkpoint_header`), its sizes
+against the file's, the payload's size against the template's, its checksum
+in chunks, and each leaf's record against the template's dtype and shape
+before its data is read (`vograd.checkpoint_records`). Every problem raises
+`CheckpointError`.
+
+Checkpoints in a directory are trusted by the step recorded in their header,
+not by their file name (`verified_checkpoints`).
 
 Typed PRNG keys are stored as ``jax.random.key_data`` and re-wrapped with the
 template's key implementation.
 
-Writes are atomic: the bytes go to a temporary file in the same directory,
+Writes are atomic: the bytes go to a new temporary file in the same directory
+(created exclusively, never through a symlink, under an unpredictable name),
 which is fsynced and then ``os.replace``-d over the final name (and the
 directory fsynced), so a reader sees either the old or the new complete file,
 never a partial one, even if the writer is killed with SIGKILL mid-write.
@@ -33,22 +43,21 @@ import io
 import json
 import os
 import re
+import secrets
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import equinox as eqx
 import jax
 
-FORMAT_VERSION = 1
+from vograd import checkpoint_header, checkpoint_records
+from vograd.checkpoint_header import FORMAT_VERSION, MAX_HEADER_BYTES, CheckpointError
+
 MAGIC = b"VOGRADCK"
 _PREFIX = struct.Struct("<8sQ32s")
-_NAME = re.compile(r"^checkpoint_(\d{9})\.vograd$")
 _TMP_MARK = ".tmp-"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is unreadable, corrupted, or of another structure."""
+_CHUNK = 1 << 20
 
 
 def _is_key(x: Any) -> bool:
@@ -114,8 +123,14 @@ def _mismatch(found: dict, expected: dict, show: int = 4) -> str | None:
     return None
 
 
+def _key_data(x: Any) -> Any:
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return jax.eval_shape(jax.random.key_data, x)
+    return jax.random.key_data(x)
+
+
 def _keys_to_data(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    return jax.tree.map(lambda x: _key_data(x) if _is_key(x) else x, tree)
 
 
 def _fsync(fd: int) -> None:
@@ -133,12 +148,34 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """Returns ``(fd, name)`` of a new temporary file beside ``path``.
+
+    The name ``.NAME.tmp-PID-RANDOM`` has 64 random bits; the file is created
+    with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a planted file or symlink of
+    that name is never written through (permissions: 0o666 less the umask).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    for _ in range(16):
+        tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(8)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to ``path`` atomically: temp file, fsync, ``os.replace``."""
+    """Writes ``data`` to ``path`` atomically: new temporary file, fsync, ``os.replace``.
+
+    ``os.replace`` renames over ``path`` itself: a symlink at ``path`` is
+    replaced, never followed.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    fd, tmp = _create_temporary(path)
     try:
-        with open(tmp, "wb") as f:
+        with open(fd, "wb") as f:
             f.write(data)
             f.flush()
             _fsync(f.fileno())
@@ -163,68 +200,108 @@ def encode(tree: Any, *, step: int, metadata: dict | None = None) -> bytes:
         "metadata": metadata or {},
     }
     head = json.dumps(header, sort_keys=True).encode()
+    if len(head) > MAX_HEADER_BYTES:
+        raise ValueError(
+            f"the checkpoint header would be {len(head)} bytes, over the "
+            f"{MAX_HEADER_BYTES}-byte limit: too many leaves ({len(header['fingerprint']['leaves'])})"
+            " or too much metadata"
+        )
     prefix = _PREFIX.pack(MAGIC, len(head), hashlib.sha256(head).digest())
     return prefix + head + payload
 
 
-def _split(data: bytes, name: str) -> tuple[dict, bytes]:
-    if len(data) < _PREFIX.size:
+def _read_header(f: BinaryIO, size: int, name: str) -> dict:
+    """Returns the validated header of the file ``f`` of ``size`` bytes, which is left
+    at the start of the payload; only the prefix and the header are read."""
+    prefix = f.read(_PREFIX.size)
+    if len(prefix) < _PREFIX.size:
         raise CheckpointError(
-            f"{name}: truncated: {len(data)} bytes, shorter than the {_PREFIX.size}-byte prefix"
+            f"{name}: truncated: {len(prefix)} bytes, shorter than the {_PREFIX.size}-byte prefix"
         )
-    magic, head_len, head_sha = _PREFIX.unpack_from(data)
+    magic, head_len, head_sha = _PREFIX.unpack(prefix)
     if magic != MAGIC:
         raise CheckpointError(f"{name}: not a vograd checkpoint (bad magic bytes {magic!r})")
-    head = data[_PREFIX.size : _PREFIX.size + head_len]
-    if len(head) != head_len:
+    if head_len > size - _PREFIX.size:
         raise CheckpointError(
-            f"{name}: truncated: header needs {head_len} bytes, file has {len(head)}"
+            f"{name}: truncated: header needs {head_len} bytes, file has {size - _PREFIX.size}"
         )
+    if head_len > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{name}: header of {head_len} bytes is over the {MAX_HEADER_BYTES}-byte limit"
+        )
+    head = f.read(head_len)
+    if len(head) != head_len:
+        raise CheckpointError(f"{name}: truncated: header needs {head_len} bytes, read {len(head)}")
     if hashlib.sha256(head).digest() != head_sha:
         raise CheckpointError(f"{name}: corrupted: header checksum mismatch")
-    header = json.loads(head)
-    if header.get("format_version") != FORMAT_VERSION:
+    header = checkpoint_header.parse(head, name)
+    payload = size - _PREFIX.size - head_len
+    if payload != header["payload_bytes"]:
         raise CheckpointError(
-            f"{name}: format version {header.get('format_version')!r} is not "
-            f"the supported version {FORMAT_VERSION}"
-        )
-    payload = data[_PREFIX.size + head_len :]
-    if len(payload) != header["payload_bytes"]:
-        raise CheckpointError(
-            f"{name}: truncated: payload has {len(payload)} bytes, "
+            f"{name}: truncated: payload has {payload} bytes, "
             f"the header says {header['payload_bytes']}"
         )
-    if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
+    return header
+
+
+def _verify_payload(f: BinaryIO, header: dict, name: str) -> None:
+    """Checks the payload checksum, reading ``f`` from its position in 1 MiB chunks."""
+    digest, left = hashlib.sha256(), header["payload_bytes"]
+    while left:
+        chunk = f.read(min(left, _CHUNK))
+        if not chunk:
+            raise CheckpointError(f"{name}: truncated while reading the payload")
+        digest.update(chunk)
+        left -= len(chunk)
+    if digest.hexdigest() != header["payload_sha256"]:
         raise CheckpointError(f"{name}: corrupted: payload checksum mismatch")
-    return header, payload
+
+
+def _load(f: BinaryIO, size: int, template: Any, name: str) -> tuple[Any, dict]:
+    """Returns ``(tree, header)`` from the file ``f``; validates before it allocates."""
+    header = _read_header(f, size, name)
+    problem = _mismatch(header["fingerprint"], fingerprint(template))
+    if problem is not None:
+        raise CheckpointError(f"{name}: structure mismatch: {problem}")
+    paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(_keys_to_data(template))
+    leaves = [x for _, x in paths_leaves]
+    data, records = checkpoint_records.expected_bytes(leaves)
+    most = data + records * checkpoint_records.MAX_RECORD_OVERHEAD
+    if header["payload_bytes"] > most:
+        raise CheckpointError(
+            f"{name}: payload of {header['payload_bytes']} bytes, but the template's "
+            f"{records} leaves need at most {most}"
+        )
+    start = f.tell()
+    _verify_payload(f, header, name)
+    f.seek(start)
+    loaded = checkpoint_records.read_leaves(
+        f, leaves, [jax.tree_util.keystr(p) for p, _ in paths_leaves], name
+    )
+    extra = start + header["payload_bytes"] - f.tell()
+    if extra:
+        raise CheckpointError(f"{name}: payload has {extra} bytes after the last leaf's record")
+
+    def rewrap(t, x):
+        if _is_key(t):
+            impl = t.dtype._impl if isinstance(t, jax.ShapeDtypeStruct) else jax.random.key_impl(t)
+            return jax.random.wrap_key_data(x, impl=impl)
+        return x
+
+    return jax.tree.map(rewrap, template, jax.tree.unflatten(treedef, loaded)), header
 
 
 def decode(data: bytes, template: Any, *, name: str = "checkpoint") -> tuple[Any, dict]:
     """Returns ``(tree, header)`` decoded from checkpoint bytes, shaped like ``template``.
 
-    Raises `CheckpointError` naming the problem: truncation, corruption
-    (checksum), a foreign file, or a structure mismatch (the first differing
-    leaf with its shape and dtype).
+    ``template``'s leaves may be arrays or ``jax.ShapeDtypeStruct`` (e.g.
+    ``jax.eval_shape(init, key)``, which allocates nothing). Raises
+    `CheckpointError` naming the problem: truncation, corruption (checksum), a
+    foreign file, a malformed header, a structure mismatch (the first
+    differing leaf with its shape and dtype), or a payload record whose dtype
+    or shape is not the fingerprint's.
     """
-    header, payload = _split(data, name)
-    problem = _mismatch(header["fingerprint"], fingerprint(template))
-    if problem is not None:
-        raise CheckpointError(f"{name}: structure mismatch: {problem}")
-    try:
-        loaded = eqx.tree_deserialise_leaves(io.BytesIO(payload), _keys_to_data(template))
-    except Exception as e:  # checksums passed: a forged or foreign payload
-        causes, c = [], e
-        while c is not None:
-            causes.append(f"{type(c).__name__}: {c}")
-            c = c.__cause__ or c.__context__
-        raise CheckpointError(f"{name}: payload does not decode: {' <- '.join(causes)}") from e
-
-    def rewrap(t, x):
-        if _is_key(t):
-            return jax.random.wrap_key_data(x, impl=jax.random.key_impl(t))
-        return x
-
-    return jax.tree.map(rewrap, template, loaded), header
+    return _load(io.BytesIO(data), len(data), template, name)
 
 
 def save_checkpoint(
@@ -236,96 +313,54 @@ def save_checkpoint(
     return path
 
 
+def _open(path: Path) -> tuple[BinaryIO, int]:
+    """Returns ``(file, size)`` of the regular file at ``path``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    f = open(path, "rb")
+    return f, os.fstat(f.fileno()).st_size
+
+
 def read_header(path: str | os.PathLike) -> dict:
-    """Returns a verified checkpoint's JSON header (checksums checked)."""
+    """Returns a verified checkpoint's JSON header (validated, both checksums checked;
+    the payload is streamed, never held in memory)."""
     path = Path(path)
-    return _split(path.read_bytes(), str(path))[0]
+    f, size = _open(path)
+    with f:
+        header = _read_header(f, size, str(path))
+        _verify_payload(f, header, str(path))
+    return header
+
+
+def read_step(path: str | os.PathLike) -> int:
+    """Returns the step recorded in a checkpoint's header (header checksum checked,
+    payload not read)."""
+    path = Path(path)
+    f, size = _open(path)
+    with f:
+        return _read_header(f, size, str(path))["step"]
 
 
 def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:
-    """Returns ``(tree, header)`` loaded from ``path``; see `decode` for errors."""
+    """Returns ``(tree, header)`` loaded from ``path``; see `decode` for errors.
+
+    Memory: the prefix and header (at most `MAX_HEADER_BYTES`) are read and
+    validated first, the payload's size is checked against the template's,
+    its checksum is computed in 1 MiB chunks, and only then are the leaves
+    read, each straight into an array of the template's shape and dtype.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    return decode(path.read_bytes(), template, name=str(path))
+    f, size = _open(path)
+    with f:
+        return _load(f, size, template, str(path))
 
 
-def checkpoint_path(directory: str | os.PathLike, step: int) -> Path:
-    """Returns the file name of the checkpoint taken after ``step`` outer steps."""
-    return Path(directory) / f"checkpoint_{int(step):09d}.vograd"
-
-
-def list_checkpoints(directory: str | os.PathLike) -> list[tuple[int, Path]]:
-    """Returns ``[(step, path), ...]`` of the finished checkpoints, oldest first.
-
-    Temporary files of interrupted writes are never listed.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    found = []
-    for p in directory.iterdir():
-        m = _NAME.match(p.name)
-        if m and p.is_file():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
-    """Returns the newest finished checkpoint in ``directory``, or None."""
-    found = list_checkpoints(directory)
-    return found[-1][1] if found else None
-
-
-def save_to_directory(
-    directory: str | os.PathLike,
-    tree: Any,
-    *,
-    step: int,
-    metadata: dict | None = None,
-    keep: int | None = 2,
-) -> Path:
-    """Returns the path of a new checkpoint for ``step`` in ``directory``.
-
-    Afterwards only the newest ``keep`` checkpoints remain (None keeps all);
-    the new file is complete before any old one is deleted, so a kill at any
-    point leaves at least one complete checkpoint. Stale temporary files from
-    killed writers are removed.
-    """
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
-        raise ValueError(f"keep must be an int >= 1 or None, got {keep!r}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = save_checkpoint(checkpoint_path(directory, step), tree, step=step, metadata=metadata)
-    if keep is not None:
-        for _, old in list_checkpoints(directory)[:-keep]:
-            old.unlink(missing_ok=True)
-    remove_stale_temporaries(directory)
-    return path
-
-
-def remove_stale_temporaries(directory: str | os.PathLike) -> int:
-    """Returns how many temporary files of killed writers were removed.
-
-    Only files named like this module's temporaries whose writer process is
-    gone (or is this process) are removed.
-    """
-    removed = 0
-    for p in Path(directory).glob(f".checkpoint_*{_TMP_MARK}*"):
-        pid = p.name.rsplit(_TMP_MARK, 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        p.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
+# Checkpoint directories (re-exported: ``vograd.checkpoint.save_to_directory`` etc.).
+from vograd.checkpoint_dir import (  # noqa: E402
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    remove_stale_temporaries,
+    save_to_directory,
+    verified_checkpoints,
+)

@@ -71,7 +71,10 @@ class JsonLines:
         self._file = None
 
     def start(self, step: int) -> None:
+        from vograd.checkpoint import remove_stale_temporaries
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path.parent)
         truncate_json_lines(self.path, step)
         self._file = open(self.path, "a")
 

@@ -21,6 +21,9 @@ from jaxtyping import PRNGKeyArray
 from vograd import checkpoint as ckpt
 from vograd import metrics
 from vograd.estimators.base import Estimator
+from vograd.guards import check_system
+from vograd.interrupt import StopOnSignal
+from vograd.lock import one_writer
 from vograd.outer import all_finite, global_norm
 from vograd.progress import progress_bar
 from vograd.schedules import Schedule, bucket
@@ -227,8 +230,30 @@ def train(
     the smallest compiled window (`vograd.schedules.bucket`'s ``minimum``):
     fewer compilations, shorter windows run padded.
     ``progress``: a tqdm bar in a terminal or a notebook (`vograd.progress`).
+
+    Before anything compiles, the system is checked (`vograd.guards.check_system`:
+    a real floating scalar loss, finite floating theta, a state of fixed
+    structure and dtypes). One process at a time may train into a
+    ``checkpoint_dir`` (`vograd.lock`: `DirectoryLockedError` names the other's
+    pid). SIGINT or SIGTERM stops after the current outer step with a
+    checkpoint and raises `vograd.interrupt.TrainingInterrupted`; a second
+    signal exits at once (`vograd.interrupt`).
     """
     _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_every)
+    # One writer per checkpoint directory; SIGINT/SIGTERM stop between steps (vograd.interrupt).
+    with one_writer(checkpoint_dir), StopOnSignal() as stop:
+        return _train(
+            system, estimator, optimizer, num_steps, key, schedule=schedule,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints, log=log, theta=theta,
+            clip_to_episode=clip_to_episode, min_bucket=min_bucket, progress=progress, stop=stop,
+        )
+
+
+def _train(system, estimator, optimizer, num_steps, key, *, schedule, checkpoint_dir,
+           checkpoint_every, keep_checkpoints, log, theta, clip_to_episode, min_bucket,
+           progress, stop: StopOnSignal) -> TrainResult:
+    """`train` itself, with the checkpoint directory locked and signals watched."""
     key = _typed_key(key)
     k_init, k_steps = jax.random.split(key)
     k_theta, k_est = jax.random.split(k_init)
@@ -237,6 +262,7 @@ def train(
     else:
         check_theta(theta, jax.eval_shape(system.init_theta, k_theta))
     theta = _strong(theta)
+    check_system(system, theta, k_est)  # shapes only: before anything compiles
     opt_state = _strong(optimizer.init(theta))
     est_state = _strong(estimator.init(system, theta, k_est))
     step, num_skipped, resumed_from = 0, 0, None
@@ -315,7 +341,7 @@ def train(
                 sink.write(record)
             step += 1
             if checkpoint_dir is not None and (
-                step % checkpoint_every == 0 or step == num_steps
+                step % checkpoint_every == 0 or step == num_steps or stop.requested
             ):
                 ckpt.save_to_directory(
                     checkpoint_dir,
@@ -326,6 +352,8 @@ def train(
                 )
             bar.update(1)
             bar.set_postfix(loss=record["loss"], window=window, refresh=False)
+            if stop.requested and step < num_steps:
+                stop.stop(step, num_steps, checkpoint_dir)  # raises TrainingInterrupted
     finally:
         bar.close()
         for sink in sinks:
@@ -336,12 +364,16 @@ def train(
 def _resume(directory: Path, template: dict):
     """Returns ``(theta, opt_state, est_state, step, num_skipped)`` from the
     newest checkpoint in ``directory``, or None when there is none."""
-    if directory.is_dir():
-        ckpt.remove_stale_temporaries(directory)
+    if directory.is_dir():  # locked by this process: every temporary there is stale
+        ckpt.remove_stale_temporaries(directory, every_writer=True)
     latest = ckpt.latest_checkpoint(directory)
     if latest is None:
         return None
-    loaded, _ = ckpt.load_checkpoint(latest, template)
+    loaded, header = ckpt.load_checkpoint(latest, template)
+    if int(loaded["step"]) != header["step"]:
+        raise ckpt.CheckpointError(
+            f"{latest}: its header records step {header['step']}, its contents {int(loaded['step'])}"
+        )
     key_data = jax.random.key_data
     if not np.array_equal(key_data(loaded["key"]), key_data(template["key"])):
         raise ValueError(

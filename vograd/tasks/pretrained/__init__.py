@@ -16,6 +16,7 @@ command). Files are written by ``vograd export RUN_DIR NAME`` (`save`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -98,19 +99,54 @@ def save(file: str | os.PathLike, lopt: LearnedOptimizer, theta: Theta, *, step:
     return checkpoint.save_checkpoint(file, theta, step=step, metadata=meta)
 
 
+def _spec_problem(spec: Any, num_weights: int) -> str | None:
+    """Returns what is wrong with a spec read from a file, or None.
+
+    Each integer setting and list length must be at most the number of weights
+    the file's fingerprint declares (a size setting larger than that cannot
+    describe these weights), which bounds the work of tracing its shapes.
+    """
+    if not isinstance(spec, dict) or not isinstance(spec.get("fields", {}), dict):
+        return f"the optimizer spec is a {type(spec).__name__}, not an object {{'class': ..., 'fields': {{...}}}}"
+    if not isinstance(spec.get("class"), str) or spec["class"] not in _CLASSES:
+        return f"unknown optimizer class {spec.get('class')!r}; known: {sorted(_CLASSES)}"
+    for key, value in spec.get("fields", {}).items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, (int, float, str, bool)) for v in values):
+            return f"setting {key} = {value!r} is not a JSON scalar or a list of them"
+        sizes = [len(values)] + [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+        if max(sizes) > max(num_weights, 1):
+            return f"setting {key} = {value!r} is larger than the {num_weights} weights the file holds"
+    return None
+
+
 def load_optimizer(name: str | None = None, directory: str | os.PathLike = DIRECTORY
                    ) -> tuple[LearnedOptimizer, Theta]:
     """Returns ``(optimizer, theta)`` of ``name`` (None: `DEFAULT`).
 
     Raises KeyError for an unknown name and `vograd.checkpoint.CheckpointError`
-    for a corrupted file or weights of another architecture.
+    for a corrupted or malformed file, a spec that does not build, or weights of
+    another architecture. Nothing is allocated from the spec before it is checked:
+    the theta shapes it implies (``jax.eval_shape`` of ``init_theta``, no arrays
+    built) must equal the leaves the header records, which in turn must fit in
+    the file.
     """
     file = path(DEFAULT if name is None else name, directory)
-    spec = checkpoint.read_header(file).get("metadata", {}).get("optimizer")
+    header = checkpoint.read_header(file)
+    spec = header["metadata"].get("optimizer")
     if spec is None:
         raise checkpoint.CheckpointError(f"{file}: no optimizer spec in the header")
-    lopt = build_optimizer(spec)
-    template = lopt.init_theta(jax.random.key(0))
+    num_weights = sum(math.prod(shape) for _, shape, _ in header["fingerprint"]["leaves"])
+    problem = _spec_problem(spec, num_weights)
+    if problem is not None:
+        raise checkpoint.CheckpointError(f"{file}: {problem}")
+    try:
+        lopt = build_optimizer(spec)
+        template = jax.eval_shape(lopt.init_theta, jax.random.key(0))
+    except Exception as e:  # a constructor's or init_theta's own check of its settings
+        raise checkpoint.CheckpointError(
+            f"{file}: the {spec['class']} spec does not build: {type(e).__name__}: {e}"
+        ) from e
     theta, _ = checkpoint.load_checkpoint(file, template)
     return lopt, theta
 
