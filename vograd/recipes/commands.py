@@ -215,11 +215,11 @@ def ablations_command() -> type:
 
     @dataclass(frozen=True)
     class Ablations:
-        __doc__ = ("Train every ablation of a recipe over several seeds and score them "
-                   "(Metz 2019, Figure 8). " + " ".join(
-                       f"{r}: {', '.join(registry.get(r).ABLATIONS)}." for r in recipes))
+        """Train every ablation of a recipe over several seeds and score them (Figure 8)."""
 
-        recipe: Annotated[Positional[Literal[recipes]], arg(metavar="RECIPE")]
+        recipe: Annotated[Positional[Literal[recipes]], arg(
+            metavar="{" + ",".join(recipes) + "}", help="the recipe; its ablations: " + "; ".join(
+                f"{r}: {', '.join(registry.get(r).ABLATIONS)}" for r in recipes))]
         out: Annotated[str, arg(metavar="DIR", help="study directory: new, empty or a study")]
         preset: Annotated[str, arg(help="the recipe's preset")] = "demo"
         seeds: Annotated[int, arg(help="seeds per ablation, >= 1")] = 3

@@ -121,17 +121,21 @@ def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None
 
     Written to ``dest``, by default `vograd.tasks.pretrained.user_directory`
     (never into the installed package). An existing file is replaced only with
-    ``force``; the names of the shipped optimizers are refused. The header
+    ``force``; the names of the shipped optimizers are refused there and in the
+    package's directory (another ``dest`` may hold one: that is how a
+    maintainer remakes a shipped file, then copies it in). The header
     records the optimizer spec and how the weights were made: recipe, preset,
     seed, outer steps, the full config and the command.
     """
     from vograd.tasks import pretrained
 
     validate.check_name(name)
-    if name in pretrained.shipped_names():
-        raise UsageError(f"{name!r} is an optimizer shipped with vograd and cannot be replaced; "
-                         "choose another name")
     directory = Path(dest) if dest is not None else pretrained.user_directory()
+    if name in pretrained.shipped_names() and (
+            dest is None or directory.resolve() == pretrained.DIRECTORY.resolve()):
+        raise UsageError(f"{name!r} is an optimizer shipped with vograd and cannot be replaced "
+                         "(a user entry of that name would never load: the shipped one comes "
+                         "first); choose another name")
     file = directory / f"{name}{pretrained.SUFFIX}"
     if file.exists() and not force:
         raise UsageError(f"{file} already exists; pass --force to replace it")
