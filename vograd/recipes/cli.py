@@ -76,8 +76,12 @@ _INTERNAL = re.compile(r"__tyro[-_]dummy[-_]inner__\.(recipe\.)?(config\.)?")
 
 
 def one_line(report: str) -> str:
-    """Returns tyro's boxed error report as one line: its first section (else its title)."""
-    title, parts = "", []
+    """Returns tyro's boxed error report as one line: its first section (else its title),
+    and the flags of a "Perhaps you meant" section if there is one.
+
+    tyro draws the box in UTF-8 (title in the top border) when stdout is UTF-8,
+    else in ASCII (title, then a rule); sections are separated by rules."""
+    title, sections = "", [[]]
     for raw in _ANSI.sub("", report).splitlines():
         line = raw.strip()
         if line.startswith(("╭", "┏")):
@@ -86,10 +90,21 @@ def one_line(report: str) -> str:
         line = line.strip("│┃ ")
         if line.startswith(("╰", "┗")) or not line:
             continue
-        if set(line) <= set("─━ "):
-            break  # a rule: what follows points to --help
-        parts.append(line)
-    body = _INTERNAL.sub("--", " ".join(parts))
+        if set(line) <= set("─━- "):
+            sections.append([])  # a rule between sections
+            continue
+        sections[-1].append(line)
+    sections = [s for s in sections if s]
+    if not title and len(sections) > 1 and len(sections[0]) == 1:
+        title = sections.pop(0)[0]  # the ASCII box's title line
+    body = _INTERNAL.sub("--", " ".join(sections[0])) if sections else ""
+    if title.lower() == "missing subcommand":  # its body is only "Expected one of {...}."
+        body = f"missing subcommand: {body}"
+    for section in sections[1:]:
+        if section[0].lower().startswith("perhaps you meant"):
+            flags = [line.split()[0] for line in section[1:] if line.startswith("-")]
+            if flags:
+                body += f" (perhaps you meant {', '.join(flags)})"
     return body or title or "invalid command line (see vograd --help)"
 
 

@@ -142,13 +142,13 @@ def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None
     _, _, record = read_run(out_dir)
     lopt, theta = load_theta(out_dir)
     step = checkpoint.read_header(Path(out_dir) / "theta.ckpt")["step"]
-    preset = f" --preset {record['preset']}" if record.get("preset") else ""
-    preset += f" --ablation {record['ablation']}" if record.get("ablation") else ""
-    preset += "".join(f" {shlex.quote(a)}" for a in ovr.as_flags(record.get("overrides") or {}))
+    flags = f" --preset {record['preset']}" if record.get("preset") else ""
+    flags += f" --ablation {record['ablation']}" if record.get("ablation") else ""
+    flags += "".join(f" {shlex.quote(a)}" for a in ovr.as_flags(record.get("overrides") or {}))
     metadata = {
         "recipe": record["recipe"], "preset": record.get("preset"), "seed": record["seed"],
         "outer_steps": step, "config": record["config"],
-        "command": f"vograd train {record['recipe']}{preset} --seed {record['seed']} --out RUN_DIR",
+        "command": f"vograd train {record['recipe']}{flags} --seed {record['seed']} --out RUN_DIR",
     }
     directory.mkdir(parents=True, exist_ok=True)
     return pretrained.save(file, lopt, theta, step=step, metadata=metadata)
