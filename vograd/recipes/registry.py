@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from vograd.recipes.errors import UnknownNameError
+
 _MODULES = {
     "adaptive": "vograd.recipes.adaptive",
     "metz2019": "vograd.recipes.metz2019",
@@ -26,7 +28,7 @@ def names() -> list[str]:
 def get(name: str) -> ModuleType:
     """Returns the recipe module called ``name``; unknown names are a clear error."""
     if name not in _MODULES:
-        raise KeyError(f"unknown recipe {name!r}; known recipes: {', '.join(names())}")
+        raise UnknownNameError(f"unknown recipe {name!r}; known recipes: {', '.join(names())}")
     return importlib.import_module(_MODULES[name])
 
 
@@ -34,7 +36,7 @@ def preset(name: str, preset_name: str):
     """Returns the config of ``preset_name`` of recipe ``name``."""
     module = get(name)
     if preset_name not in module.PRESETS:
-        raise KeyError(
+        raise UnknownNameError(
             f"recipe {name!r} has no preset {preset_name!r}; presets: {', '.join(module.PRESETS)}"
         )
     return module.PRESETS[preset_name]

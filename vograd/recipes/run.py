@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 from pathlib import Path
 
 import jax
@@ -19,7 +20,9 @@ import numpy as np
 import vograd
 from vograd import metrics, plotting
 from vograd.recipes import config as cfg
-from vograd.recipes import registry
+from vograd.recipes import overrides as ovr
+from vograd.recipes import registry, validate
+from vograd.recipes.errors import UsageError
 from vograd import checkpoint
 from vograd.guards import check_seed
 from vograd.train import TrainResult
@@ -27,8 +30,10 @@ from vograd.train import TrainResult
 log = logging.getLogger(__name__)
 
 
-def _write_config(out: Path, recipe: str, preset: str | None, seed: int, config) -> None:
-    record = {"recipe": recipe, "preset": preset, "seed": seed, "config": cfg.to_dict(config)}
+def _write_config(out: Path, recipe: str, preset: str | None, seed: int, config,
+                  extra: dict) -> None:
+    record = {"recipe": recipe, "preset": preset, "seed": seed, **extra,
+              "config": cfg.to_dict(config)}
     path = out / "config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -39,7 +44,7 @@ def _write_config(out: Path, recipe: str, preset: str | None, seed: int, config)
         if [old.get(k) for k in ("recipe", "preset", "seed")] != [recipe, preset, seed] or (
             old_config != config
         ):
-            raise ValueError(
+            raise UsageError(
                 f"{out} already holds a run with a different configuration "
                 f"({old.get('recipe')}, preset {old.get('preset')}, seed {old.get('seed')}); "
                 "use another --out directory"
@@ -54,26 +59,33 @@ def read_run(out_dir: str | os.PathLike):
     path = Path(out_dir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{out_dir} is not a run directory (no config.json)")
-    record = json.loads(path.read_text())
-    module = registry.get(record["recipe"])
-    return module, cfg.from_dict(module.CONFIG, record["config"]), record
+    try:
+        record = json.loads(path.read_text())
+        module = registry.get(record["recipe"])
+        return module, cfg.from_dict(module.CONFIG, record["config"]), record
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise UsageError(f"{path} is not a readable vograd run configuration: {err}") from err
 
 
 def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
           preset: str | None = None, progress: bool = True, tensorboard: bool = False,
-          log=()) -> TrainResult:
+          log=(), ablation: str | None = None, overrides: dict | None = None) -> TrainResult:
     """Returns the result of outer-training ``config``; resumes if ``out_dir`` holds a checkpoint.
 
+    ``out_dir`` must be new, empty or a run (`validate.check_run_dir`); ``seed``
+    in ``[0, 2**32)`` (`vograd.guards.check_seed`), checked before anything is
+    written. ``ablation`` and ``overrides`` (`overrides.diff` of the config
+    against its preset) are recorded in ``config.json`` for the record.
     Metrics go to ``out_dir/metrics.jsonl``, to TensorBoard event files in
     ``out_dir/tensorboard/`` if ``tensorboard`` (the ``tensorboard`` extra),
     and to the extra writers or callbacks in ``log`` (`vograd.metrics`).
-    ``seed``: an integer in ``[0, 2**32)`` (`vograd.guards.check_seed`), checked
-    before anything is written.
     """
     seed = check_seed(seed)
     module = registry.get(recipe)
-    out = Path(out_dir)
-    _write_config(out, recipe, preset, seed, config)
+    out = validate.check_run_dir(out_dir)
+    validate.check_seed(seed)
+    extra = {"ablation": ablation, "overrides": overrides or {}}
+    _write_config(out, recipe, preset, seed, config, extra)
     system = module.system(config, "train")
     initial = getattr(module, "initial_theta", lambda config: None)(config)
     result = vograd.train(
@@ -111,29 +123,43 @@ def load_theta(out_dir: str | os.PathLike):
     return lopt, theta
 
 
-def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None) -> Path:
+def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None = None, *,
+           force: bool = False) -> Path:
     """Returns the file written: a trained run's theta as ``vograd.tasks.pretrained`` entry ``name``.
 
-    The header records the optimizer spec and how the weights were made:
-    recipe, preset, seed, outer steps, the full config and the command.
+    Written to ``dest``, by default `vograd.tasks.pretrained.user_directory`
+    (never into the installed package). An existing file is replaced only with
+    ``force``; the names of the shipped optimizers are refused there and in the
+    package's directory (another ``dest`` may hold one: that is how a
+    maintainer remakes a shipped file, then copies it in). The header
+    records the optimizer spec and how the weights were made: recipe, preset,
+    seed, outer steps, the full config and the command.
     """
     from vograd.tasks import pretrained
 
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"invalid pretrained name {name!r}")
+    validate.check_name(name)
+    directory = Path(dest) if dest is not None else pretrained.user_directory()
+    if name in pretrained.shipped_names() and (
+            dest is None or directory.resolve() == pretrained.DIRECTORY.resolve()):
+        raise UsageError(f"{name!r} is an optimizer shipped with vograd and cannot be replaced "
+                         "(a user entry of that name would never load: the shipped one comes "
+                         "first); choose another name")
+    file = directory / f"{name}{pretrained.SUFFIX}"
+    if file.exists() and not force:
+        raise UsageError(f"{file} already exists; pass --force to replace it")
     _, _, record = read_run(out_dir)
     lopt, theta = load_theta(out_dir)
     step = checkpoint.read_header(Path(out_dir) / "theta.ckpt")["step"]
-    preset = f" --preset {record['preset']}" if record.get("preset") else ""
+    flags = f" --preset {record['preset']}" if record.get("preset") else ""
+    flags += f" --ablation {record['ablation']}" if record.get("ablation") else ""
+    flags += "".join(f" {shlex.quote(a)}" for a in ovr.as_flags(record.get("overrides") or {}))
     metadata = {
         "recipe": record["recipe"], "preset": record.get("preset"), "seed": record["seed"],
         "outer_steps": step, "config": record["config"],
-        "command": f"vograd train {record['recipe']}{preset} --seed {record['seed']} --out RUN_DIR",
+        "command": f"vograd train {record['recipe']}{flags} --seed {record['seed']} --out RUN_DIR",
     }
-    directory = Path(dest) if dest is not None else pretrained.DIRECTORY
     directory.mkdir(parents=True, exist_ok=True)
-    return pretrained.save(directory / f"{name}{pretrained.SUFFIX}", lopt, theta, step=step,
-                           metadata=metadata)
+    return pretrained.save(file, lopt, theta, step=step, metadata=metadata)
 
 
 def read_metrics(out_dir: str | os.PathLike) -> list[dict]:

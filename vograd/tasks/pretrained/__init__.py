@@ -11,6 +11,12 @@ equinox leaf serialisation, checksums; no pickle) of the optimizer weights
 ``theta``. Its header records how to rebuild the optimizer (class and
 constructor fields) and how the weights were made (recipe, preset, seed, the
 command). Files are written by ``vograd export RUN_DIR NAME`` (`save`).
+
+Names are looked up in two places, in order: the optimizers shipped in this
+package (`DIRECTORY`, never written to), then the user's own
+(`user_directory`: ``$VOGRAD_DATA_DIR/pretrained`` when that variable is set,
+else ``pretrained`` in the platform's per-user data directory, e.g.
+``~/.local/share/vograd/pretrained`` on Linux), where ``vograd export`` writes.
 """
 
 from __future__ import annotations
@@ -42,20 +48,49 @@ _CLASSES = {cls.__name__: cls for cls in (
     AdaptiveMLPOptimizer, MLPOptimizer, LSTMOptimizer, HierarchicalOptimizer)}
 
 
-def names(directory: str | os.PathLike = DIRECTORY) -> tuple[str, ...]:
-    """Returns the names of the optimizers shipped in ``directory``, sorted."""
-    return tuple(sorted(p.name[: -len(SUFFIX)] for p in Path(directory).glob(f"*{SUFFIX}")))
+def user_directory() -> Path:
+    """Returns the directory of the user's exported optimizers: ``$VOGRAD_DATA_DIR/pretrained``
+    when ``VOGRAD_DATA_DIR`` is set (and not empty), else ``pretrained`` in
+    ``platformdirs.user_data_dir("vograd")``. It need not exist yet."""
+    root = os.environ.get("VOGRAD_DATA_DIR")
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_data_dir("vograd")
+    return Path(root) / "pretrained"
 
 
-def path(name: str, directory: str | os.PathLike = DIRECTORY) -> Path:
-    """Returns the file of ``name``; KeyError listing the known names if there is none."""
-    file = Path(directory) / f"{name}{SUFFIX}"
-    if not file.is_file():
-        raise KeyError(f"unknown pretrained optimizer {name!r}; known: {list(names(directory))}")
-    return file
+def _directories(directory: str | os.PathLike | None) -> tuple[Path, ...]:
+    return (Path(directory),) if directory is not None else (DIRECTORY, user_directory())
 
 
-def info(name: str, directory: str | os.PathLike = DIRECTORY) -> dict[str, Any]:
+def names(directory: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """Returns the names of the optimizers in ``directory`` (default: the shipped ones and
+    the user's, `user_directory`), sorted."""
+    found = set()
+    for d in _directories(directory):
+        if d.is_dir():
+            found.update(p.name[: -len(SUFFIX)] for p in d.glob(f"*{SUFFIX}"))
+    return tuple(sorted(found))
+
+
+def shipped_names() -> tuple[str, ...]:
+    """Returns the names of the optimizers shipped with the package (never replaced)."""
+    return names(DIRECTORY)
+
+
+def path(name: str, directory: str | os.PathLike | None = None) -> Path:
+    """Returns the file of ``name``: in ``directory``, or by default the shipped file of
+    that name, else the user's; KeyError listing the known names if there is none."""
+    if isinstance(name, str) and name and "/" not in name and not name.startswith("."):
+        for d in _directories(directory):
+            file = d / f"{name}{SUFFIX}"
+            if file.is_file():
+                return file
+    raise KeyError(f"unknown pretrained optimizer {name!r}; known: {list(names(directory))}")
+
+
+def info(name: str, directory: str | os.PathLike | None = None) -> dict[str, Any]:
     """Returns the metadata of ``name``: optimizer spec, recipe, preset, seed, command, step."""
     header = checkpoint.read_header(path(name, directory))
     return {**header.get("metadata", {}), "step": header.get("step")}
@@ -120,7 +155,7 @@ def _spec_problem(spec: Any, num_weights: int) -> str | None:
     return None
 
 
-def load_optimizer(name: str | None = None, directory: str | os.PathLike = DIRECTORY
+def load_optimizer(name: str | None = None, directory: str | os.PathLike | None = None
                    ) -> tuple[LearnedOptimizer, Theta]:
     """Returns ``(optimizer, theta)`` of ``name`` (None: `DEFAULT`).
 
@@ -151,7 +186,7 @@ def load_optimizer(name: str | None = None, directory: str | os.PathLike = DIREC
     return lopt, theta
 
 
-def load(name: str | None = None, directory: str | os.PathLike = DIRECTORY
+def load(name: str | None = None, directory: str | os.PathLike | None = None
          ) -> optax.GradientTransformation:
     """Returns the pretrained optimizer ``name`` (None: `DEFAULT`) as an
     ``optax.GradientTransformation``."""
@@ -159,4 +194,5 @@ def load(name: str | None = None, directory: str | os.PathLike = DIRECTORY
     return lopt.as_optax(theta)
 
 
-__all__ = ["DEFAULT", "build_optimizer", "info", "load", "load_optimizer", "names", "optimizer_spec", "path", "save"]
+__all__ = ["DEFAULT", "build_optimizer", "info", "load", "load_optimizer", "names", "optimizer_spec",
+           "path", "save", "shipped_names", "user_directory"]

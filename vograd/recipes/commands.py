@@ -1,0 +1,320 @@
+"""The ``vograd`` subcommands as typed dataclasses: tyro turns each into a parser.
+
+``train`` has one subcommand per registered recipe (`vograd.recipes.registry`),
+built by `train_command` from the recipe module's ``CONFIG`` dataclass: every
+config field is a flag (``--horizon``, ``--truncation.end``,
+``--problem.batch-size``) whose default is the chosen preset's value (after the
+ablation). A recipe module needs nothing CLI-specific: ``CONFIG``,
+``PRESETS``, ``DESCRIPTION``, the builders, and optionally ``ABLATIONS`` with
+``ablation(config, name)``.
+
+Each command's ``run()`` returns the exit status; bad input raises
+`vograd.recipes.errors.UsageError` before any work starts. (No ``from __future__
+import annotations`` here: tyro reads the annotations of classes built inside
+functions, which must then be real types.)
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal, Optional
+
+import tyro
+from tyro.conf import Positional, arg
+
+from vograd.recipes import registry, validate
+from vograd.recipes.errors import UnknownNameError, UsageError
+
+Flag = tyro.conf.FlagCreatePairsOff  # --force, not also --no-force
+Verbose = Annotated[Flag[bool], arg(aliases=("-v",), help="show INFO logs (JAX's included)")]
+NoProgress = Annotated[Flag[bool], arg(help="no progress bars")]
+
+
+def default_preset(module) -> str:
+    """Returns the preset a recipe runs without ``--preset``: ``demo`` if it has one."""
+    return "demo" if "demo" in module.PRESETS else next(iter(module.PRESETS))
+
+
+def base_config(recipe: str, preset: str, ablation: str | None):
+    """Returns the config of ``preset`` of ``recipe`` with ``ablation`` applied (names checked)."""
+    module = registry.get(recipe)
+    config = registry.preset(recipe, preset)
+    if ablation is not None:
+        known = getattr(module, "ABLATIONS", {})
+        if ablation not in known:
+            raise UnknownNameError(f"recipe {recipe!r} has no ablation {ablation!r}; "
+                                   f"ablations: {', '.join(known) or '(none)'}")
+        config = module.ablation(config, ablation)
+    return config
+
+
+def describe(recipe: str) -> str:
+    """Returns one recipe's line for the listings: description, presets, ablations."""
+    module = registry.get(recipe)
+    text = f"{module.DESCRIPTION}. Presets: {', '.join(module.PRESETS)}"
+    if getattr(module, "ABLATIONS", None):
+        text += f". Ablations: {', '.join(module.ABLATIONS)}"
+    return text
+
+
+def check_buildable(module, config) -> None:
+    """Raises `UsageError` if the recipe cannot build its system, estimator, outer optimizer
+    or starting weights from ``config`` (e.g. an unknown dataset, conv options on an MLP,
+    an unknown ``init_from``); datasets are cached, so training reuses what this loads."""
+    from vograd.tasks.datasets import DatasetUnavailableError
+
+    try:
+        getattr(module, "initial_theta", lambda c: None)(config)
+        module.system(config, "train")
+        module.estimator(config)
+        module.outer(config)
+    except (ValueError, KeyError, DatasetUnavailableError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise UsageError(f"invalid configuration: {msg}") from err
+
+
+@dataclass(frozen=True)
+class Recipes:
+    """List the recipes with their presets and ablations."""
+
+    verbose: Verbose = False
+
+    def run(self) -> int:
+        for name in registry.names():
+            module = registry.get(name)
+            print(f"{name}: {module.DESCRIPTION}")
+            print(f"  presets: {', '.join(module.PRESETS)}")
+            if getattr(module, "ABLATIONS", None):
+                print(f"  ablations: {', '.join(module.ABLATIONS)}")
+        return 0
+
+
+@dataclass(frozen=True)
+class TrainBase:
+    """The fields every ``vograd train RECIPE`` has; `train_command` adds the rest."""
+
+    RECIPE: ClassVar[str]
+
+    def run(self) -> int:
+        from vograd.recipes import overrides, run
+
+        module = registry.get(self.RECIPE)
+        ablation = getattr(self, "ablation", None)
+        base = base_config(self.RECIPE, self.preset, ablation)
+        validate.check_seed(self.seed)
+        validate.check_config(self.config)
+        validate.check_run_dir(self.out)
+        check_buildable(module, self.config)
+        result = run.train(
+            self.RECIPE, self.config, self.out, seed=self.seed, preset=self.preset,
+            progress=not self.no_progress, ablation=ablation,
+            overrides=overrides.diff(base, self.config), tensorboard=self.tensorboard,
+        )
+        resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from else ""
+        print(
+            f"trained {self.RECIPE}/{self.preset} for {result.step} outer steps{resumed}; "
+            f"skipped updates: {result.num_skipped}; run directory: {self.out}"
+        )
+        return 0
+
+
+def train_command(recipe: str, preset: str, ablation: str | None) -> type:
+    """Returns the dataclass of ``vograd train RECIPE``; its config defaults are those of
+    ``preset`` with ``ablation`` applied."""
+    module = registry.get(recipe)
+    config = base_config(recipe, preset, ablation)
+    own = {"out", "preset", "seed", "ablation", "no_progress", "verbose", "tensorboard"}
+    clash = own & {f.name for f in dataclasses.fields(module.CONFIG)}
+    fields = [
+        ("out", Annotated[str, arg(metavar="DIR", help=(
+            "run directory: new, empty, or an existing run of the same config to resume"))]),
+        ("preset", Annotated[Literal[tuple(module.PRESETS)], arg(
+            help="the preset whose values are the defaults below (they show those of "
+                 f"{preset!r}; `--preset P --help` shows P's)")],
+         dataclasses.field(default=preset)),
+        ("seed", Annotated[int, arg(help="outer-training seed, an integer in [0, 2**32)")],
+         dataclasses.field(default=0)),
+    ]
+    if getattr(module, "ABLATIONS", None):
+        fields.append(("ablation", Annotated[Optional[Literal[tuple(module.ABLATIONS)]], arg(
+            help="apply this ablation to the preset (its changes show in the defaults)")],
+            dataclasses.field(default=ablation)))
+    fields += [
+        ("no_progress", NoProgress, dataclasses.field(default=False)),
+        ("tensorboard", Annotated[Flag[bool], arg(help=(
+            "also write TensorBoard event files into DIR/tensorboard (the 'tensorboard' extra)"))],
+         dataclasses.field(default=False)),
+        ("verbose", Verbose, dataclasses.field(default=False)),
+        ("config", Annotated[module.CONFIG, arg(name="config" if clash else "")],
+         dataclasses.field(default=config)),
+    ]
+    cls = dataclasses.make_dataclass(f"Train_{recipe}", fields, bases=(TrainBase,), frozen=True)
+    cls.RECIPE = recipe
+    cls.__doc__ = f"Outer-train {recipe} (resumable: rerun the same command to continue). " + (
+        describe(recipe))
+    return cls
+
+
+@dataclass(frozen=True)
+class Eval:
+    """Evaluate a trained run against tuned baselines; writes DIR/eval*/ (report.md, plots)."""
+
+    dir: Annotated[Positional[str], arg(metavar="DIR", help="a trained run directory")]
+    only: Annotated[Optional[str], arg(
+        help="comma-separated parts: heldout, extra, generalization (default: these three), "
+             "suite (the unseen-task suite, ~20 min)")] = None
+    cache_dir: Annotated[Optional[str], arg(
+        help="baseline curves cache (default: $VOGRAD_CACHE_DIR/baselines or "
+             "~/.cache/vograd/baselines)")] = None
+    no_cache: Annotated[Flag[bool], arg(help="recompute every baseline")] = False
+    seed: Annotated[int, arg(help="evaluation seed (which held-out tasks), in [0, 2**32)")] = 0
+    no_progress: NoProgress = False
+    verbose: Verbose = False
+
+    def run(self) -> int:
+        from vograd.recipes import curve_cache, evaluate_run
+
+        parts = evaluate_run.PARTS
+        if self.only is not None:
+            parts = tuple(p.strip() for p in self.only.split(","))
+            known = evaluate_run.PARTS + evaluate_run.OPTIONAL_PARTS
+            unknown = [p for p in parts if p not in known]
+            if unknown or not parts:
+                raise UsageError(f"--only: unknown evaluation parts {unknown}; "
+                                 f"known: {', '.join(known)}")
+        validate.check_seed(self.seed)
+        if not validate.is_run(self.dir):
+            raise UsageError(f"{self.dir} is not a run directory (no readable config.json)")
+        cache = None if self.no_cache else (self.cache_dir or curve_cache.default_directory())
+        print(evaluate_run.evaluate(self.dir, seed=self.seed, progress=not self.no_progress,
+                                    parts=parts, cache_dir=cache))
+        return 0
+
+
+@dataclass(frozen=True)
+class Export:
+    """Save a trained run's weights as vograd.tasks.pretrained entry NAME (in the user's
+    data directory: $VOGRAD_DATA_DIR/pretrained, or the platform's per-user one)."""
+
+    dir: Annotated[Positional[str], arg(metavar="DIR", help="a trained run directory")]
+    name: Annotated[Positional[str], arg(metavar="NAME", help=(
+        "the name for vograd.tasks.pretrained.load(NAME): letters, digits, '.', '_', '-'"))]
+    dest: Annotated[Optional[str], arg(metavar="DIR", help=(
+        "write into this directory instead (load it with load(NAME, DIR))"))] = None
+    force: Annotated[Flag[bool], arg(help="replace an existing entry of that name")] = False
+    verbose: Verbose = False
+
+    def run(self) -> int:
+        from vograd.recipes import run
+
+        print(f"wrote {run.export(self.dir, self.name, self.dest, force=self.force)}")
+        return 0
+
+
+def _recipes_with_ablations() -> tuple[str, ...]:
+    return tuple(n for n in registry.names() if getattr(registry.get(n), "ABLATIONS", None))
+
+
+def ablations_command() -> type:
+    """Returns the dataclass of ``vograd ablations`` (recipe choices from the registry)."""
+    recipes = _recipes_with_ablations()
+
+    @dataclass(frozen=True)
+    class Ablations:
+        """Train every ablation of a recipe over several seeds and score them (Figure 8)."""
+
+        recipe: Annotated[Positional[Literal[recipes]], arg(
+            metavar="{" + ",".join(recipes) + "}", help="the recipe; its ablations: " + "; ".join(
+                f"{r}: {', '.join(registry.get(r).ABLATIONS)}" for r in recipes))]
+        out: Annotated[str, arg(metavar="DIR", help="study directory: new, empty or a study")]
+        preset: Annotated[str, arg(help="the recipe's preset")] = "demo"
+        seeds: Annotated[int, arg(help="seeds per ablation, >= 1")] = 3
+        only: Annotated[Optional[str], arg(help="comma-separated ablation names")] = None
+        no_progress: NoProgress = False
+        verbose: Verbose = False
+
+        def run(self) -> int:
+            from vograd.recipes import ablations
+
+            module = registry.get(self.recipe)
+            registry.preset(self.recipe, self.preset)
+            validate.check_count(self.seeds, "--seeds")
+            only = None
+            if self.only is not None:
+                only = [a.strip() for a in self.only.split(",")]
+                unknown = [a for a in only if a not in module.ABLATIONS]
+                if unknown or not only:
+                    raise UnknownNameError(f"--only: unknown ablations {unknown}; "
+                                           f"ablations: {', '.join(module.ABLATIONS)}")
+            validate.check_study_dir(self.out, list(module.ABLATIONS))
+            print(ablations.run(self.recipe, self.preset, self.out, seeds=self.seeds, only=only,
+                                progress=not self.no_progress))
+            return 0
+
+    return Ablations
+
+
+@dataclass(frozen=True)
+class Bench:
+    """Benchmarks: estimator quality (Figures 2-4) or speed."""
+
+    which: Annotated[Positional[Literal["estimators", "speed"]], arg(metavar="WHICH")]
+    out: Annotated[Optional[str], arg(metavar="DIR", help="output directory")] = None
+    quick: Annotated[Flag[bool], arg(help="small sizes, for a smoke run")] = False
+    verbose: Verbose = False
+
+    def run(self) -> int:
+        if self.out is not None and not self.out.strip():
+            raise UsageError("--out must name a directory, got ''")
+        if self.which == "estimators":
+            from vograd.benchmarks import estimators as bench
+        else:
+            from vograd.benchmarks import speed as bench
+        print(bench.main(out_dir=self.out, quick=self.quick))
+        return 0
+
+
+def command_type(recipe: str | None, preset: str | None, ablation: str | None):
+    """Returns the tyro type of the whole command line: a union of the subcommands.
+
+    ``recipe``, ``preset``, ``ablation``: what the command line names (read
+    before parsing), so that ``train RECIPE``'s defaults are that preset's.
+    """
+    trains = []
+    for name in registry.names():
+        module = registry.get(name)
+        chosen = name == recipe
+        cls = train_command(name, preset if chosen and preset else default_preset(module),
+                            ablation if chosen else None)
+        trains.append(Annotated[cls, tyro.conf.subcommand(name, description=describe(name))])
+
+    @dataclass(frozen=True)
+    class Train:
+        """Outer-train a recipe (resumable). `vograd train RECIPE --help` lists its fields."""
+
+        recipe: Annotated[tyro.conf.OmitSubcommandPrefixes[Union_(trains)], arg(name="")]
+
+        def run(self) -> int:
+            return self.recipe.run()
+
+        @property
+        def verbose(self) -> bool:
+            return self.recipe.verbose
+
+    sub = tyro.conf.subcommand
+    return Union_([
+        Annotated[Recipes, sub("recipes", description=Recipes.__doc__)],
+        Annotated[Train, sub("train", description="Outer-train a recipe (resumable).")],
+        Annotated[Eval, sub("eval", description="Evaluate a trained run against tuned baselines.")],
+        Annotated[Export, sub("export", description=(
+            "Save a trained run's weights as a vograd.tasks.pretrained entry."))],
+        Annotated[ablations_command(), sub("ablations", description=(
+            "Train every ablation over several seeds (Figure 8)."))],
+        Annotated[Bench, sub("bench", description="Benchmarks: estimator quality or speed.")],
+    ])
+
+
+def Union_(types: list):
+    """Returns ``typing.Union`` of ``types`` (a single type stays itself)."""
+    from typing import Union
+
+    return Union[tuple(types)] if len(types) > 1 else types[0]
