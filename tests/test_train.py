@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import vograd
-from vograd.estimators.base import Diagnostics, Estimator
+from vograd.estimators.base import Diagnostics, Estimator, EstimatorState
 from vograd.train import steps_left
 from vograd.unroll import Particle
 
@@ -114,7 +114,7 @@ def test_resume_in_process_is_bit_identical_and_rewrites_the_log(reference, tmp_
         run(70, key=1, checkpoint_dir=tmp_path / "ck")
 
 
-class CounterState(eqx.Module):
+class CounterState(EstimatorState):
     particles: Particle  # only the step counters t: [P]
 
 

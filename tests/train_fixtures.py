@@ -17,7 +17,7 @@ import numpy as np
 
 import vograd
 from vograd.estimators import stats
-from vograd.estimators.base import Diagnostics, Estimator
+from vograd.estimators.base import Diagnostics, Estimator, EstimatorState
 from vograd.unroll import Particle, init_particle, unroll
 
 DIAG = jnp.array([0.1, 0.5, 1.0])
@@ -53,7 +53,7 @@ class QuadraticLR(vograd.UnrolledSystem):
         return {"w": w, "scale": state["scale"]}, loss
 
 
-class TinyState(eqx.Module):
+class TinyState(EstimatorState):
     particles: Particle  # batched over the population
 
 

@@ -20,7 +20,7 @@ from jaxtyping import PRNGKeyArray
 
 from vograd import checkpoint as ckpt
 from vograd import metrics
-from vograd.estimators.base import Estimator
+from vograd.estimators.base import Estimator, EstimatorState
 from vograd.guards import check_system
 from vograd.interrupt import StopOnSignal
 from vograd.lock import one_writer
@@ -140,18 +140,13 @@ def _with_window(estimator: Estimator, window: int) -> Estimator:
 def steps_left(system: UnrolledSystem, estimator_state: Any) -> int | None:
     """Returns ``min over particles of (horizon - t)``, or None without particles.
 
-    A particle with ``t >= horizon`` starts a fresh episode on its next step,
-    so it has a whole ``horizon`` left.
+    ``estimator_state`` must be an `EstimatorState` to have particles (see
+    `EstimatorState.steps_left`: a particle with ``t >= horizon`` starts a
+    fresh episode on its next step, so it has a whole ``horizon`` left).
     """
-    particles = getattr(estimator_state, "particles", None)
-    if particles is None and isinstance(estimator_state, dict):
-        particles = estimator_state.get("particles")
-    t = getattr(particles, "t", None)
-    if t is None:
-        return None
-    horizon = int(system.horizon)
-    t = np.asarray(t)
-    return int(np.min(np.where(t >= horizon, horizon, horizon - t)))
+    if isinstance(estimator_state, EstimatorState):
+        return estimator_state.steps_left(int(system.horizon))
+    return None
 
 
 def _num(x) -> float | None:
@@ -174,7 +169,7 @@ def _check_args(system, estimator, optimizer, num_steps, schedule, checkpoint_ev
     if schedule is not None:
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a vograd Schedule, got {type(schedule).__name__}")
-        if getattr(estimator, "window", None) is None:
+        if estimator.window is None:
             raise ValueError(
                 f"a truncation schedule needs a truncated estimator (with a `window`); "
                 f"{type(estimator).__name__} has none"
@@ -286,7 +281,7 @@ def _train(system, estimator, optimizer, num_steps, key, *, schedule, checkpoint
 
     history: list[dict] = []
     estimators: dict[int, Estimator] = {}
-    chunk = getattr(estimator, "chunk", None)
+    chunk = estimator.chunk
     horizon = int(system.horizon)
     bar = progress_bar(
         enabled=progress,
@@ -303,7 +298,7 @@ def _train(system, estimator, optimizer, num_steps, key, *, schedule, checkpoint
             clip = schedule is not None and clip_to_episode
             left = steps_left(system, est_state) if clip else None
             if schedule is None:
-                window, size, est, length = getattr(estimator, "window", None), None, estimator, None
+                window, size, est, length = estimator.window, None, estimator, None
             else:
                 # Estimators refuse windows longer than an episode.
                 window = min(schedule.window(step, k_sched, left), horizon)

@@ -14,11 +14,13 @@ class Particle(eqx.Module):
     """One episode in progress: the inner ``state`` after ``t`` steps.
 
     ``t`` counts steps since the episode's ``init``; when it reaches the
-    system's ``horizon`` the next step first starts a fresh episode.
+    system's ``horizon`` the next step first starts a fresh episode. One
+    particle has a scalar ``t``; a population stacks particles along leading
+    axes (``[P]``, or ``[P, branches]``), and ``t`` then carries those axes.
     """
 
     state: State
-    t: Int[Array, ""]
+    t: Int[Array, "*batch"]
 
 
 class UnrollOutput(eqx.Module):

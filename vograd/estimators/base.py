@@ -1,18 +1,19 @@
-"""The interface of an outer-gradient estimator, and what it reports."""
+"""The interface of an outer-gradient estimator, its state, and what it reports."""
 
-from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
+from equinox import AbstractVar
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from vograd.system import Theta, UnrolledSystem
+from vograd.unroll import Particle
 
 Gradient = Any  # pytree shaped like theta
-EstimatorState = Any  # pytree of arrays: persistent particles, accumulators
 
 
 class Diagnostics(eqx.Module):
@@ -20,8 +21,9 @@ class Diagnostics(eqx.Module):
 
     - ``loss``: mean outer loss over the kept samples (both antithetic branches);
     - ``variance``: for each component (``"rp"``, ``"es"``, ``"tbptt"``,
-      ``"pes"``), the total empirical variance of its per-sample estimates, i.e.
-      ``sum_j Var_s[g_s[j]]`` (unbiased over the kept samples);
+      ``"pes"``, ``"nres"``, ``"es_single"``), the total empirical variance of
+      its per-sample estimates, i.e. ``sum_j Var_s[g_s[j]]`` (unbiased over the
+      kept samples);
     - ``weight``: each component's weight in the returned gradient (for a
       per-element merge, the mean weight over theta's elements);
     - ``num_dropped``: samples dropped because a loss or gradient was
@@ -40,41 +42,91 @@ class Diagnostics(eqx.Module):
         return self.num_dropped >= self.num_samples
 
 
+class EstimatorState(eqx.Module):
+    """Abstract: the persistent state of a truncated estimator.
+
+    ``particles``: the episodes in progress, a `Particle` whose leaves carry
+    leading population axes (``[P]``, or ``[P, branches]`` when every branch
+    keeps its own state). Full-episode estimators have no state (None).
+    """
+
+    particles: AbstractVar[Particle]
+
+    def steps_left(self, horizon: int) -> int:
+        """Returns ``min over particles of (horizon - t)`` (host-side).
+
+        A particle with ``t >= horizon`` starts a fresh episode on its next
+        step, so it has a whole ``horizon`` left.
+        """
+        t = np.asarray(self.particles.t)
+        return int(np.min(np.where(t >= horizon, horizon, horizon - t)))
+
+
 class Estimator(eqx.Module):
     """Estimates the gradient of an outer objective with respect to ``theta``.
 
     Concrete estimators are final classes holding only static configuration
     (sample counts, sigma, window). Everything that changes between calls
-    lives in the explicit ``EstimatorState`` (persistent particles, PES
-    accumulators), so ``estimate`` is a pure function that jits once.
+    lives in the explicit state (an `EstimatorState`: persistent particles,
+    PES accumulators; None for full episodes), so ``estimate`` is a pure
+    function that jits once.
+
+    ``window``: the compiled truncation window, None for full episodes (the
+    default here; truncated estimators declare it as a field, and
+    `vograd.train` replaces it per schedule bucket). ``chunk``: the
+    ``jax.checkpoint`` chunk of the window, None for none.
 
     ``estimate`` computes per-sample estimates internally and reduces them at
     the end; samples with a non-finite loss or gradient are dropped and counted,
     never averaged in.
     """
 
+    window: ClassVar[int | None] = None
+    chunk: ClassVar[int | None] = None
+
     @abc.abstractmethod
-    def init(
-        self, system: UnrolledSystem, theta: Theta, key: PRNGKeyArray
-    ) -> EstimatorState:
-        """Returns the estimator's initial state (e.g. persistent particles)."""
+    def init(self, system: UnrolledSystem, theta: Theta, key: PRNGKeyArray) -> Any:
+        """Returns the estimator's initial state (an `EstimatorState`, or None)."""
 
     @abc.abstractmethod
     def estimate(
         self,
         system: UnrolledSystem,
         theta: Theta,
-        state: EstimatorState,
+        state: Any,
         key: PRNGKeyArray,
         *,
         length: int | Int[Array, ""] | None = None,
-    ) -> tuple[Gradient, EstimatorState, Diagnostics]:
+    ) -> tuple[Gradient, Any, Diagnostics]:
         """Returns the gradient estimate, the next state and diagnostics.
 
         ``length`` (optional, dynamic): run only the first ``length`` steps of
         the compiled window, ``1 <= length <= window``; a new value does not
         recompile, so an outer loop compiles one window size per bucket.
         """
+
+    def per_sample(
+        self,
+        system: UnrolledSystem,
+        theta: Theta,
+        state: Any,
+        key: PRNGKeyArray,
+        *,
+        length: int | Int[Array, ""] | None = None,
+    ) -> tuple[Any, Any]:
+        """Returns ``(samples, next state)``: the `vograd.estimators.Samples`
+        that ``estimate`` reduces. Every shipped estimator provides it; a
+        custom estimator that only implements ``estimate`` raises here."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not expose per-sample estimates (only estimate)"
+        )
+
+    def steps_left(self, system: UnrolledSystem, state: Any) -> int | None:
+        """Returns the steps left in the most advanced episode of ``state``
+        (`EstimatorState.steps_left`), or None without persistent particles."""
+        if isinstance(state, EstimatorState):
+            return state.steps_left(int(system.horizon))
+        return None
 
 
 def check_positive(name: str, value: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from vograd.estimators.windowed import Draws
 
@@ -34,3 +35,8 @@ def evolution_strategies(draws: Draws, sigma: float) -> Tree:
 def backprop(draws: Draws) -> Tree:
     """Returns ``grad L(theta)`` of each sample's single, unperturbed branch."""
     return jax.tree.map(lambda g: g[:, 0], draws.grad)
+
+
+def scale_noise(coef: Float[Array, " P"], eps: Tree) -> Tree:
+    """Returns ``coef_i * eps_i`` per sample: leaves ``[P, ...]``."""
+    return jax.tree.map(lambda e: coef.reshape((-1,) + (1,) * (e.ndim - 1)) * e, eps)

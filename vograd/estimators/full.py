@@ -10,16 +10,16 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
-from jax.sharding import Mesh
 
-from vograd.estimators.base import Estimator
 from vograd.estimators.evolution_strategies import EvolutionStrategies
+from vograd.estimators.sampled import SampledEstimator
 from vograd.estimators.truncated_backprop import TruncatedBackprop
 from vograd.estimators.windowed import WindowedEstimator
 
 
-class _FullEpisode(Estimator):
-    """Abstract: forwards to `inner`, a windowed estimator with ``window=None``."""
+class _FullEpisode(SampledEstimator):
+    """Abstract: forwards to `inner`, a windowed estimator with ``window=None``
+    (``window`` is the class constant None: full episodes have no truncation)."""
 
     @abc.abstractmethod
     def inner(self) -> WindowedEstimator:
@@ -29,22 +29,23 @@ class _FullEpisode(Estimator):
         self.inner()  # its own checks raise the errors
 
     @property
-    def window(self) -> None:
-        """Full episodes have no truncation window."""
-        return None
+    def num_draws(self) -> int:
+        return self.inner().num_draws
 
     def init(self, system, theta, key):
         """Returns None after checking the configuration against ``system``."""
         return self.inner().init(system, theta, key)
 
     def per_sample(self, system, theta, state, key, *, length=None):
-        """Returns per-sample estimates; see `WindowedEstimator.per_sample`."""
+        """Returns per-sample estimates; see `WindowedEstimator.per_sample`;
+        ``length`` shortens the episodes (default: the horizon)."""
         return self.inner().per_sample(system, theta, state, key, length=length)
 
-    def estimate(self, system, theta, state, key, *, length=None):
-        """Returns (gradient, None, diagnostics) of ``num`` fresh whole episodes;
-        ``length`` shortens the episodes (default: the horizon)."""
-        return self.inner().estimate(system, theta, state, key, length=length)
+    def reduce(self, samples):
+        return self.inner().reduce(samples)
+
+    def _shared(self) -> dict:
+        return dict(chunk=self.chunk, unroll=self.unroll, mesh=self.mesh, mesh_axis=self.mesh_axis)
 
 
 class FullES(_FullEpisode):
@@ -55,16 +56,9 @@ class FullES(_FullEpisode):
 
     num_pairs: int = eqx.field(static=True, default=8)
     sigma: float = eqx.field(static=True, default=0.01)
-    chunk: int | None = eqx.field(static=True, default=None)
-    unroll: int | bool = eqx.field(static=True, default=1)
-    mesh: Mesh | None = eqx.field(static=True, default=None)
-    mesh_axis: str = eqx.field(static=True, default="population")
 
     def inner(self) -> EvolutionStrategies:
-        return EvolutionStrategies(
-            num_pairs=self.num_pairs, sigma=self.sigma, window=None, chunk=self.chunk,
-            unroll=self.unroll, mesh=self.mesh, mesh_axis=self.mesh_axis,
-        )
+        return EvolutionStrategies(num_pairs=self.num_pairs, sigma=self.sigma, **self._shared())
 
 
 class FullBackprop(_FullEpisode):
@@ -77,13 +71,6 @@ class FullBackprop(_FullEpisode):
     """
 
     num_particles: int = eqx.field(static=True, default=8)
-    chunk: int | None = eqx.field(static=True, default=None)
-    unroll: int | bool = eqx.field(static=True, default=1)
-    mesh: Mesh | None = eqx.field(static=True, default=None)
-    mesh_axis: str = eqx.field(static=True, default="population")
 
     def inner(self) -> TruncatedBackprop:
-        return TruncatedBackprop(
-            num_particles=self.num_particles, window=None, chunk=self.chunk,
-            unroll=self.unroll, mesh=self.mesh, mesh_axis=self.mesh_axis,
-        )
+        return TruncatedBackprop(num_particles=self.num_particles, **self._shared())

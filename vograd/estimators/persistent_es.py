@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh
-from jaxtyping import Array, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float
 
-from vograd.estimators import config, population, sampling
-from vograd.estimators.base import Diagnostics, Estimator
-from vograd.estimators.reduce import Samples, finite_samples, mean_estimate
-from vograd.sharding import check_mesh, constrain_population
-from vograd.system import Theta, UnrolledSystem
+from vograd.estimators import sampling
+from vograd.estimators.base import EstimatorState
+from vograd.estimators.online_es import OnlineES
 from vograd.unroll import Particle
 
 Tree = Any
 
 
-class PESState(eqx.Module):
+class PESState(EstimatorState):
     """Persistent PES particles: each pair keeps BOTH branches' states.
 
-    ``particles``: leaves ``[P, 2, ...]`` (index 0 runs ``theta + xi``, 1 runs
-    ``theta - xi``); ``xi``: the perturbation accumulated by the ``+`` branch
-    over the windows of its current episode, leaves ``[P, ...]``.
+    ``particles``: leaves ``[P, 2, ...]`` (index 0 is the ``+`` branch, which
+    has run ``theta + eps_k`` in each window ``k`` of its episode, index 1 the
+    ``-`` branch, ``theta - eps_k``); ``xi``: the sum of those ``eps_k`` over
+    the windows of the current episode so far, leaves ``[P, ...]``.
     """
 
     particles: Particle
@@ -33,7 +30,12 @@ class PESState(eqx.Module):
 
 
 def pes_samples(
-    diff: jax.Array, is_reset: jax.Array, mask: jax.Array, xi: Tree, eps: Tree, sigma: float
+    diff: Float[Array, "P steps"],
+    is_reset: Bool[Array, "P steps"],
+    mask: Bool[Array, "P steps"],
+    xi: Tree,
+    eps: Tree,
+    sigma: float,
 ) -> tuple[Tree, Tree]:
     """Returns (per-pair PES estimates, next accumulated perturbation).
 
@@ -59,100 +61,45 @@ def pes_samples(
     return jax.tree.transpose(jax.tree.structure(xi), jax.tree.structure((0, 0)), pairs)
 
 
-class PersistentES(Estimator):
+class PersistentES(OnlineES):
     """Returns the PES estimate ``mean_i sum_t (l+_t - l-_t) / n xi_{i,t} / (2 sigma^2)``.
 
-    Each antithetic pair keeps two particles with their own states, run under
-    ``theta + eps_i`` and ``theta - eps_i`` with a fresh ``eps_i`` every window,
-    on the same step keys. ``xi`` accumulates the ``eps`` of the current
-    episode (``xi += eps`` per window, back to ``eps`` alone for the steps after
-    an episode restarts inside the window), so the estimate accounts for the
-    influence of every earlier window's perturbation: unbiased across
-    truncations for the smoothed objective, at a variance that grows with the
-    number of windows per episode.
+    Each antithetic pair keeps two particles with their own states. Every
+    window draws a FRESH ``eps_i ~ N(0, sigma^2 I)``: the ``+`` particle runs
+    the window under ``theta + eps_i``, the ``-`` particle under
+    ``theta - eps_i``, on the same step keys. ``xi`` is the sum of the ``eps``
+    of the current episode (``xi += eps`` per window, back to ``eps`` alone for
+    the steps after an episode restarts inside the window), so the estimate
+    accounts for the influence of every earlier window's perturbation.
 
-    Fields: ``num_pairs`` (>= 1), ``sigma`` > 0, ``window`` (required: PES is
-    an online estimator), ``chunk``, ``unroll``, ``stagger``, ``mesh`` /
-    ``mesh_axis`` as `Reparameterization`. There is no burn-in: ``xi``
-    already accounts for the history, and re-running it under another theta
-    would break that bookkeeping. A pair whose window was non-finite is
-    dropped and restarts a fresh episode with ``xi = 0``.
+    Objective: an episode of ``K`` windows then runs under ``theta + eps_1``,
+    ..., ``theta + eps_K``, independent perturbations, one per window; PES
+    is unbiased for the gradient of that objective,
+    ``E_{eps_1..K}[L(theta + eps_1, ..., theta + eps_K)]``, smoothed
+    independently per window. It is NOT the one-perturbation-per-episode
+    objective ``E_eps[L(theta + eps)]`` of `FullES` and `NoiseReuseES`; the
+    two have the same gradient only when the episode loss is quadratic in
+    theta. The variance grows with the number of windows per episode.
+
+    Fields as `OnlineES`. A pair whose window was non-finite is dropped and
+    restarts a fresh episode with ``xi = 0``.
     """
 
-    num_pairs: int = eqx.field(static=True, default=8)
-    sigma: float = eqx.field(static=True, default=0.01)
-    window: int = eqx.field(static=True, default=10)
-    chunk: int | None = eqx.field(static=True, default=None)
-    unroll: int | bool = eqx.field(static=True, default=1)
-    stagger: bool = eqx.field(static=True, default=False)
-    mesh: Mesh | None = eqx.field(static=True, default=None)
-    mesh_axis: str = eqx.field(static=True, default="population")
+    branches: ClassVar[int] = 2
+    component: ClassVar[str] = "pes"
 
-    def __check_init__(self):
-        config.check_count("num_pairs", self.num_pairs, 1)
-        config.check_sigma(self.sigma)
-        if self.window is None:
-            raise ValueError("PersistentES needs an int window (use FullES for whole episodes)")
-        config.check_window(self.window, self.chunk)
-        check_mesh(self.mesh, self.mesh_axis, self.num_pairs)
-
-    def init(self, system: UnrolledSystem, theta: Theta, key: PRNGKeyArray) -> PESState:
-        """Returns fresh particles (both branches of a pair equal) and ``xi = 0``."""
-        config.resolve_window(self.window, self.chunk, system)
-        num = self.num_pairs
-        particles = population.init_particles(
-            system, theta, population.as_key(key), num, stagger=self.stagger
+    def init_carry(self, theta, key):
+        """Returns ``xi = 0``."""
+        return jax.tree.map(
+            lambda t: jnp.zeros((self.num_pairs,) + jnp.shape(t), jnp.result_type(t)), theta
         )
-        particles = jax.tree.map(lambda x: jnp.stack([x, x], axis=1), particles)
-        xi = jax.tree.map(lambda t: jnp.zeros((num,) + jnp.shape(t), jnp.result_type(t)), theta)
-        return constrain_population(PESState(particles, xi), self.mesh, self.mesh_axis)
 
-    def per_sample(
-        self,
-        system: UnrolledSystem,
-        theta: Theta,
-        state: PESState,
-        key: PRNGKeyArray,
-        *,
-        length: int | Int[Array, ""] | None = None,
-    ) -> tuple[Samples, PESState]:
-        """Returns the per-pair PES estimates (component ``"pes"``) and the next state."""
-        size = config.resolve_window(self.window, self.chunk, system)
-        length = config.check_length(length, size)
-        population.check_state(state, self.num_pairs)
-        spec = population.WindowSpec(size, self.chunk, self.unroll, 0, False)
-        k_noise, k_steps, k_restart = jax.random.split(population.as_key(key), 3)
-        eps = sampling.draw_noise(k_noise, theta, self.num_pairs, self.sigma)
-        records = population.run_population(
-            system,
-            sampling.perturbed(theta, eps, True),
-            sampling.merge_pairs(state.particles),
-            sampling.repeat_pairs(jax.random.split(k_steps, self.num_pairs)),
-            spec, length, with_grad=False, mesh=self.mesh, mesh_axis=self.mesh_axis,
-        )
-        out = sampling.split_pairs(records.output)
+    def make_state(self, particles, carry) -> PESState:
+        return PESState(particles, carry)
+
+    def window_noise(self, system, theta, state, key):
+        return sampling.draw_noise(key, theta, self.num_pairs, self.sigma)
+
+    def window_estimate(self, out, losses, state, eps):
         diff = out.losses[:, 0] - out.losses[:, 1]
-        g, xi = pes_samples(diff, out.is_reset[:, 0], out.mask[:, 0], state.xi, eps, self.sigma)
-        losses = records.loss.reshape(self.num_pairs, 2)
-        keep = finite_samples(losses, out.losses, g)
-        particles = population.restart_dropped(
-            system, theta, sampling.split_pairs(records.particle), keep, k_restart, branches=2
-        )
-        xi = population.where_kept(keep, xi, jax.tree.map(jnp.zeros_like, xi))
-        state = constrain_population(PESState(particles, xi), self.mesh, self.mesh_axis)
-        return Samples({"pes": g}, jnp.mean(losses, axis=1), keep, eps), state
-
-    def estimate(
-        self,
-        system: UnrolledSystem,
-        theta: Theta,
-        state: PESState,
-        key: PRNGKeyArray,
-        *,
-        length: int | Int[Array, ""] | None = None,
-    ) -> tuple[Tree, PESState, Diagnostics]:
-        """Returns (gradient, next state, diagnostics) of one window; ``length`` as
-        `WindowedEstimator.per_sample`."""
-        samples, state = self.per_sample(system, theta, state, key, length=length)
-        grad, diag = mean_estimate(samples, "pes")
-        return grad, state, diag
+        return pes_samples(diff, out.is_reset[:, 0], out.mask[:, 0], state.xi, eps, self.sigma)

@@ -15,8 +15,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt32
+from jaxtyping import Array, Bool, Float, Int, Key, PRNGKeyArray, UInt32
 
+from vograd.estimators.base import EstimatorState
 from vograd.sharding import constrain_population
 from vograd.system import Theta, UnrolledSystem
 from vograd.unroll import Particle, UnrollOutput, init_particle, unroll
@@ -61,7 +62,7 @@ class Replay(eqx.Module):
     length: Int[Array, ""]
 
 
-class PopulationState(eqx.Module):
+class PopulationState(EstimatorState):
     """Persistent particles of a truncated estimator: one per sample.
 
     ``particles``: where each sample's episode stands after the last window
@@ -76,7 +77,7 @@ class PopulationState(eqx.Module):
 class BranchRecords(eqx.Module):
     """Per-branch results of a window; every leaf has a leading ``[B]`` axis."""
 
-    loss: Float[Array, " B"]
+    loss: Float[Array, "*B"]  # built per branch under vmap: scalar there, [B] after
     grad: Tree | None
     particle: Particle
     anchor: Particle | None  # particle ``tail`` steps before the end (burn-in)
@@ -119,7 +120,7 @@ def run_population(
     system: UnrolledSystem,
     thetas: Tree,
     particles: Particle | None,
-    keys: PRNGKeyArray,
+    keys: Key[Array, " B"],
     spec: WindowSpec,
     length: Int[Array, ""],
     *,
@@ -215,13 +216,12 @@ def replay_burn_in(
 
 def check_state(state: Any, num: int) -> None:
     """Raises a ValueError unless ``state`` holds particles for ``num`` samples."""
-    particles = getattr(state, "particles", None)
-    if particles is None:
+    if not isinstance(state, EstimatorState):
         raise ValueError(
             "this truncated estimator needs the state returned by its init(); got "
             f"{type(state).__name__}"
         )
-    sizes = {x.shape[0] for x in jax.tree.leaves(particles)}
+    sizes = {x.shape[0] for x in jax.tree.leaves(state.particles)}
     if sizes != {num}:
         raise ValueError(
             f"estimator state holds {sorted(sizes)} particles but the estimator has {num} "

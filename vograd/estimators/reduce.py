@@ -123,3 +123,74 @@ def merged_estimate(samples: Samples, weighting: str) -> tuple[Tree, Diagnostics
         num_samples=samples.num_samples,
     )
     return grad, diag
+
+
+def _combine(mean_rp: Tree, mean_es: Tree, w_rp: Tree, w_es: Tree, weighting: str) -> Tree:
+    """Returns ``w_rp * mean_rp + w_es * mean_es``; a zero weight silences its
+    component even when that mean overflowed."""
+    combine = lambda r, e, a, b: jnp.where(a > 0, a * r, 0) + jnp.where(b > 0, b * e, 0)  # noqa: E731
+    if weighting == "total":
+        return jax.tree.map(lambda r, e: combine(r, e, w_rp, w_es), mean_rp, mean_es)
+    return jax.tree.map(combine, mean_rp, mean_es, w_rp, w_es)
+
+
+def _mean_weight(w: Tree, weighting: str) -> Float[Array, ""]:
+    return w if weighting == "total" else stats.tree_total(w) / stats.tree_size(w)
+
+
+def cross_fit_estimate(samples: Samples, weighting: str) -> tuple[Tree, Diagnostics]:
+    """Returns the merge with cross-fitted weights: unbiased whenever both parts are.
+
+    The samples are split into two folds (the first ``S // 2`` and the rest).
+    Fold ``A``'s means are weighted with `inverse_variance_weights` computed
+    from fold ``B``'s variances and vice versa; the two merged folds are
+    averaged by their kept counts:
+
+        g = (n_A (w_rp^B m_rp^A + w_es^B m_es^A) + n_B (w_rp^A m_rp^B + w_es^A m_es^B)) / (n_A + n_B)
+
+    Each fold's weights are independent of the means they multiply and sum
+    to 1, so ``E[g] = E[g_rp] = E[g_es]`` when ``g_rp`` and ``g_es`` share
+    their mean; the same-sample rule (`merged_estimate`) is biased because
+    a sample that raises its component's mean also raises that component's
+    variance. A fold with fewer than two kept samples has no variance: the
+    other fold then uses the weights from all kept samples. ``variance`` in
+    the diagnostics is over all kept samples, ``weight`` the count-weighted
+    mean of the two folds' weights.
+    """
+    keep = samples.keep
+    first = jnp.arange(keep.shape[0]) < keep.shape[0] // 2
+    folds = (keep & first, keep & ~first)
+    names = ("rp", "es")
+
+    def moments(mask):
+        means = {k: stats.masked_mean(samples.components[k], mask) for k in names}
+        var = {k: stats.masked_variance(samples.components[k], mask, means[k]) for k in names}
+        return means, var, jnp.sum(mask)
+
+    (_, v_all, _), (m_a, v_a, n_a), (m_b, v_b, n_b) = (
+        moments(mask) for mask in (keep,) + folds
+    )
+    w_all = inverse_variance_weights(v_all["rp"], v_all["es"], weighting)
+
+    def weights_from(var, n):
+        w = inverse_variance_weights(var["rp"], var["es"], weighting)
+        return jax.tree.map(lambda x, y: jnp.where(n >= 2, x, y), w, w_all)
+
+    w_for_a, w_for_b = weights_from(v_b, n_b), weights_from(v_a, n_a)
+    total = jnp.maximum(n_a + n_b, 1)
+    g_a = _combine(m_a["rp"], m_a["es"], *w_for_a, weighting)
+    g_b = _combine(m_b["rp"], m_b["es"], *w_for_b, weighting)
+    grad = jax.tree.map(lambda x, y: (n_a * x + n_b * y) / total, g_a, g_b)
+    weight = {
+        k: (n_a * _mean_weight(w_for_a[i], weighting) + n_b * _mean_weight(w_for_b[i], weighting))
+        / total
+        for i, k in enumerate(names)
+    }
+    diag = Diagnostics(
+        loss=stats.masked_mean(samples.loss, keep),
+        variance={k: stats.tree_total(v) for k, v in v_all.items()},
+        weight=weight,
+        num_dropped=stats.num_dropped(keep),
+        num_samples=samples.num_samples,
+    )
+    return grad, diag

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
-from jax.sharding import Mesh
 
-from vograd.estimators import components, config
-from vograd.estimators.windowed import Draws, WindowedEstimator
+from vograd.estimators import components
+from vograd.estimators.windowed import Draws, SmoothedEstimator
 
 
-class Reparameterization(WindowedEstimator):
+class Reparameterization(SmoothedEstimator):
     """Returns ``g_rp = mean_i grad L(theta + sigma n_i)``, backprop through the window.
 
     Unbiased for the gradient of the smoothed objective
@@ -19,46 +20,18 @@ class Reparameterization(WindowedEstimator):
     ``(grad L+ + grad L-) / 2``. Without ``antithetic`` each of the
     ``num_pairs`` draws runs ``theta + eps_i`` alone.
 
-    Fields: ``num_pairs`` samples (>= 1); ``sigma`` > 0; ``window`` compiled
-    steps per estimate (None: full episodes, fresh each estimate); ``chunk``
-    steps per ``jax.checkpoint`` chunk (must divide the window); ``unroll``
-    of the inner scan; ``burn_in`` steps re-run under the current theta
-    before each window; ``stagger`` initial episode offsets; ``mesh`` /
-    ``mesh_axis`` shard the population. In truncated mode a pair continues
-    from its ``theta + eps`` branch's state.
+    Fields: ``num_pairs``, ``sigma`` (`SmoothedEstimator`), ``antithetic``;
+    ``window``, ``burn_in``, ``stagger`` (`WindowedEstimator`); ``chunk``,
+    ``unroll``, ``mesh``, ``mesh_axis`` (`SampledEstimator`). In truncated
+    mode a pair continues from its ``theta + eps`` branch's state.
     """
 
-    num_pairs: int = eqx.field(static=True, default=8)
-    sigma: float = eqx.field(static=True, default=0.01)
-    window: int | None = eqx.field(static=True, default=None)
-    antithetic: bool = eqx.field(static=True, default=True)
-    chunk: int | None = eqx.field(static=True, default=None)
-    unroll: int | bool = eqx.field(static=True, default=1)
-    burn_in: int = eqx.field(static=True, default=0)
-    stagger: bool = eqx.field(static=True, default=False)
-    mesh: Mesh | None = eqx.field(static=True, default=None)
-    mesh_axis: str = eqx.field(static=True, default="population")
-
-    def __check_init__(self):
-        config.check_count("num_pairs", self.num_pairs, 1)
-        config.check_sigma(self.sigma)
-        self.check_common()
-
-    @property
-    def num_draws(self) -> int:
-        return self.num_pairs
-
-    @property
-    def noise_scale(self) -> float:
-        return self.sigma
+    antithetic: bool = eqx.field(static=True, default=True, kw_only=True)
+    needs_grad: ClassVar[bool] = True
 
     @property
     def paired(self) -> bool:
         return self.antithetic
-
-    @property
-    def needs_grad(self) -> bool:
-        return True
 
     def components(self, draws: Draws) -> dict:
         return {"rp": components.reparameterization(draws)}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
-from jax.sharding import Mesh
 
 from vograd.estimators import components, config
 from vograd.estimators.windowed import Draws, WindowedEstimator
@@ -20,33 +21,16 @@ class TruncatedBackprop(WindowedEstimator):
     """
 
     num_particles: int = eqx.field(static=True, default=8)
-    window: int | None = eqx.field(static=True, default=None)
-    chunk: int | None = eqx.field(static=True, default=None)
-    unroll: int | bool = eqx.field(static=True, default=1)
-    burn_in: int = eqx.field(static=True, default=0)
-    stagger: bool = eqx.field(static=True, default=False)
-    mesh: Mesh | None = eqx.field(static=True, default=None)
-    mesh_axis: str = eqx.field(static=True, default="population")
+
+    paired: ClassVar[bool] = False
+    needs_grad: ClassVar[bool] = True
 
     def __check_init__(self):
         config.check_count("num_particles", self.num_particles, 1)
-        self.check_common()
 
     @property
     def num_draws(self) -> int:
         return self.num_particles
-
-    @property
-    def noise_scale(self) -> float:
-        return 0.0
-
-    @property
-    def paired(self) -> bool:
-        return False
-
-    @property
-    def needs_grad(self) -> bool:
-        return True
 
     def components(self, draws: Draws) -> dict:
         return {"tbptt": components.backprop(draws)}

@@ -9,21 +9,20 @@ non-finite samples; reduce. They differ only in the per-sample formula
 (``components``) and the reduction (``reduce``).
 """
 
-from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
+from equinox import AbstractClassVar
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from vograd.estimators import config, population, sampling
-from vograd.estimators.base import Diagnostics, Estimator
-from vograd.estimators.reduce import Samples, finite_samples, mean_estimate
-from vograd.sharding import check_mesh, constrain_population
+from vograd.estimators.reduce import Samples, finite_samples
+from vograd.estimators.sampled import SampledEstimator
+from vograd.sharding import constrain_population
 from vograd.system import Theta, UnrolledSystem
 
 Tree = Any
@@ -42,56 +41,36 @@ class Draws(eqx.Module):
     grad: Tree | None
 
 
-class WindowedEstimator(Estimator):
+class WindowedEstimator(SampledEstimator):
     """Abstract base: per-sample windows from shared particles (see module doc).
 
-    Subclasses provide the configuration fields below and the sample count,
-    smoothing and formula hooks. ``window=None`` means full episodes: no
-    persistent state (``init`` returns None) and every estimate starts fresh
-    episodes under each branch's own theta.
+    Shared fields (beyond `SampledEstimator`'s): ``window`` compiled steps
+    per estimate (None: full episodes: no persistent state, ``init`` returns
+    None, and every estimate starts fresh episodes under each branch's own
+    theta); ``burn_in`` steps re-run under the current theta before each
+    window; ``stagger`` initial episode offsets. Subclasses declare their
+    sample count and the class constants ``paired`` (antithetic pairs) and
+    ``needs_grad``, and implement ``components``.
     """
 
-    window: eqx.AbstractVar[int | None]
-    chunk: eqx.AbstractVar[int | None]
-    unroll: eqx.AbstractVar[int | bool]
-    burn_in: eqx.AbstractVar[int]
-    stagger: eqx.AbstractVar[bool]
-    mesh: eqx.AbstractVar[Mesh | None]
-    mesh_axis: eqx.AbstractVar[str]
+    window: int | None = eqx.field(static=True, default=None, kw_only=True)
+    burn_in: int = eqx.field(static=True, default=0, kw_only=True)
+    stagger: bool = eqx.field(static=True, default=False, kw_only=True)
+
+    paired: AbstractClassVar[bool]
+    needs_grad: AbstractClassVar[bool]
+
+    def __check_init__(self):
+        config.check_window(self.window, self.chunk, self.burn_in)
 
     @property
-    @abc.abstractmethod
-    def num_draws(self) -> int:
-        """Returns the number of independent samples ``P`` (pairs or particles)."""
-
-    @property
-    @abc.abstractmethod
     def noise_scale(self) -> float:
         """Returns sigma, or 0.0 for an unsmoothed estimator."""
-
-    @property
-    @abc.abstractmethod
-    def paired(self) -> bool:
-        """Returns whether each sample is an antithetic ``theta +- eps`` pair."""
-
-    @property
-    @abc.abstractmethod
-    def needs_grad(self) -> bool:
-        """Returns whether the branches must be differentiated."""
+        return 0.0
 
     @abc.abstractmethod
     def components(self, draws: Draws) -> dict[str, Tree]:
         """Returns the per-sample estimates (leaves ``[P, ...]``) by name."""
-
-    def reduce(self, samples: Samples) -> tuple[Tree, Diagnostics]:
-        """Returns the gradient and diagnostics: the mean of the only component."""
-        (name,) = samples.components
-        return mean_estimate(samples, name)
-
-    def check_common(self) -> None:
-        """Raises a ValueError for a bad window, chunk, burn-in or mesh."""
-        config.check_window(self.window, self.chunk, self.burn_in)
-        check_mesh(self.mesh, self.mesh_axis, self.num_draws)
 
     @property
     def branches(self) -> int:
@@ -192,16 +171,28 @@ class WindowedEstimator(Estimator):
         state = population.PopulationState(particles, replay)
         return constrain_population(state, self.mesh, self.mesh_axis)
 
-    def estimate(
-        self,
-        system: UnrolledSystem,
-        theta: Theta,
-        state: population.PopulationState | None,
-        key: PRNGKeyArray,
-        *,
-        length: int | Int[Array, ""] | None = None,
-    ) -> tuple[Tree, population.PopulationState | None, Diagnostics]:
-        """Returns (gradient, next state, diagnostics) of one window; see `per_sample`."""
-        samples, state = self.per_sample(system, theta, state, key, length=length)
-        grad, diag = self.reduce(samples)
-        return grad, state, diag
+
+class SmoothedEstimator(WindowedEstimator):
+    """Abstract: a windowed estimator of the Gaussian-smoothed objective.
+
+    Fields: ``num_pairs`` samples (>= 1; each an antithetic pair when
+    ``paired``), ``sigma`` > 0 the standard deviation of the perturbation.
+    """
+
+    num_pairs: int = eqx.field(static=True, default=8)
+    sigma: float = eqx.field(static=True, default=0.01)
+
+    def __check_init__(self):
+        config.check_count("num_pairs", self.num_pairs, self.min_pairs, self.min_pairs_reason)
+        config.check_sigma(self.sigma)
+
+    min_pairs: ClassVar[int] = 1
+    min_pairs_reason: ClassVar[str] = ""
+
+    @property
+    def num_draws(self) -> int:
+        return self.num_pairs
+
+    @property
+    def noise_scale(self) -> float:
+        return self.sigma
