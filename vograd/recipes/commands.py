@@ -254,6 +254,33 @@ def ablations_command() -> type:
 
 
 @dataclass(frozen=True)
+class Suite:
+    """Run learned optimizers on the unseen-task suite against tuned Adam and SGD+momentum
+    (docs/results.md); run directories given together are pooled as outer seeds."""
+
+    sources: Annotated[Positional[tuple[str, ...]], arg(metavar="RUN_OR_NAME", help=(
+        "trained run directories and/or vograd.tasks.pretrained names"))]
+    out: Annotated[str, arg(metavar="DIR", help="where report.md, suite.json and the PNGs go")]
+    tasks: Annotated[Optional[str], arg(help=(
+        "comma-separated suite task names (default: all, and the loss-scale check)"))] = None
+    seeds: Annotated[int, arg(help="inner seeds per task, >= 1")] = 3
+    quick: Annotated[int, arg(help="divide every task's steps by this (a quick look, >= 1)")] = 1
+    verbose: Verbose = False
+
+    def run(self) -> int:
+        from vograd.recipes import suite_run
+
+        validate.check_count(self.seeds, "--seeds")
+        validate.check_count(self.quick, "--quick")
+        try:
+            print(suite_run.compare(list(self.sources), self.out, tasks=self.tasks,
+                                    num_seeds=self.seeds, quick=self.quick))
+        except KeyError as e:
+            raise UnknownNameError(str(e.args[0]) if e.args else str(e)) from None
+        return 0
+
+
+@dataclass(frozen=True)
 class Bench:
     """Benchmarks: estimator quality (Figures 2-4) or speed."""
 
@@ -309,6 +336,8 @@ def command_type(recipe: str | None, preset: str | None, ablation: str | None):
             "Save a trained run's weights as a vograd.tasks.pretrained entry."))],
         Annotated[ablations_command(), sub("ablations", description=(
             "Train every ablation over several seeds (Figure 8)."))],
+        Annotated[Suite, sub("suite", description=(
+            "Learned optimizers on problems of types they never saw, against tuned baselines."))],
         Annotated[Bench, sub("bench", description="Benchmarks: estimator quality or speed.")],
     ])
 

@@ -21,7 +21,9 @@ class SuiteTask:
     """One evaluation problem: a family (built on demand), its horizon and what is new.
 
     ``loss_scale``: the loss the optimizers see is ``loss_scale * loss``; reported
-    curves are divided by it again. ``unroll``/``sequential``: the evaluation scan's
+    curves are divided by it again. ``draw``: the name the task and the inner seeds are
+    drawn from (default ``name``); tasks that share it train the same problem from the
+    same initialisations on the same batches (the loss-scale check). ``unroll``/``sequential``: the evaluation scan's
     options (`vograd.recipes.evaluation.InnerSchedule`).
     """
 
@@ -32,6 +34,7 @@ class SuiteTask:
     unseen: str
     loss_scale: float = 1.0
     sequential: bool = False
+    draw: str | None = None
 
 
 def _mlp(dataset, hidden, *, activation="relu", downsample=1, batch_size=128, classes="all", k=10):
@@ -87,15 +90,16 @@ SUITE: tuple[SuiteTask, ...] = (
 
 LOSS_SCALES: tuple[SuiteTask, ...] = tuple(
     SuiteTask(f"fashion14-mlp32-loss-x{scale:g}", _in_distribution_mlp(), 1_000, 50,
-              f"loss multiplied by {scale:g}", loss_scale=scale)
+              f"loss multiplied by {scale:g}", loss_scale=scale, draw="fashion14-mlp32-loss")
     for scale in (1e-3, 1.0, 1e3)
 )
 
 
 def by_name(names: str | None, pool: tuple[SuiteTask, ...] = SUITE + LOSS_SCALES) -> tuple[SuiteTask, ...]:
-    """Returns the suite tasks named in the comma-separated ``names`` (None: the whole `SUITE`)."""
+    """Returns the suite tasks named in the comma-separated ``names`` (None: the whole `SUITE`
+    and the `LOSS_SCALES` check)."""
     if names is None:
-        return SUITE
+        return SUITE + LOSS_SCALES
     known = {t.name: t for t in pool}
     picked = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in picked if n not in known]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zlib
 from pathlib import Path
 
 import equinox as eqx
@@ -109,13 +110,13 @@ def run_suite(learned: dict[str, optax.GradientTransformation], tasks: tuple[Sui
     makes = {"adam": lambda h: optax.adam(h["learning_rate"]),
              "sgdm": lambda h: optax.sgd(h["learning_rate"], momentum=0.9)}
     raw = {}
-    for i, st in enumerate(tasks):
+    for i, st in enumerate(tasks):  # keys from the task's name: the same draws in any selection
         if progress:
             print(f"[suite] {st.name} ({i + 1}/{len(tasks)}): {st.unseen}", flush=True)
         family = st.build()
         if st.loss_scale != 1.0:
             family = ScaledLoss(family, st.loss_scale)
-        key = jax.random.fold_in(jax.random.key(seed), i)
+        key = jax.random.fold_in(jax.random.key(seed), zlib.crc32((st.draw or st.name).encode()))
         task = family.sample(jax.random.fold_in(key, 0))
         keys = jax.random.split(jax.random.fold_in(key, 1), num_seeds)
         schedule = InnerSchedule(st.num_steps, st.eval_every, eval_batches=4, sequential=st.sequential)
@@ -176,13 +177,16 @@ def _summarise(raw: dict, lrs: np.ndarray) -> dict:
     return out
 
 
-def statistics(result: dict, learned: list[str], *, confidence: float = 0.95) -> dict:
+def statistics(result: dict, learned: list[str], *, pooled: list[str] | None = None,
+               confidence: float = 0.95) -> dict:
     """Returns win shares, ratios to tuned Adam, collapse and divergence flags.
 
     ``wins[l][b]``: share of tasks where learned optimizer ``l`` has the lower mean train
-    loss than baseline ``b``; ``pooled[b]``: the mean over ``learned`` (outer seeds) with
-    a percentile bootstrap interval over tasks, and the spread (max - min) across them.
+    loss than baseline ``b``; ``pooled[b]``: the mean over the ``pooled`` optimizers (the
+    outer seeds of one recipe; default all of ``learned``) with a percentile bootstrap
+    interval over tasks, and the spread (max - min) across them.
     """
+    pooled = list(learned if pooled is None else pooled)
     from scipy import stats as sps
 
     tasks = list(result["tasks"])
@@ -200,8 +204,8 @@ def statistics(result: dict, learned: list[str], *, confidence: float = 0.95) ->
             flags.append(bool(diverged or (dead > 0.5 and adam_dead < 0.25)))
         out["collapses"][name] = flags
     for b in BASELINES:
-        per_task = np.mean([score[name] < score[b] for name in learned], axis=0)  # [T]
-        shares = [out["wins"][name][b] for name in learned]
+        per_task = np.mean([score[name] < score[b] for name in pooled], axis=0)  # [T]
+        shares = [out["wins"][name][b] for name in pooled]
         if len(set(per_task.tolist())) > 1:
             ci = sps.bootstrap((per_task,), np.mean, confidence_level=confidence,
                                method="percentile", random_state=0).confidence_interval
@@ -209,7 +213,7 @@ def statistics(result: dict, learned: list[str], *, confidence: float = 0.95) ->
         else:
             interval = [float(per_task[0])] * 2
         out["pooled"][b] = {"mean": float(np.mean(per_task)), "ci": interval,
-                            "spread": float(max(shares) - min(shares))}
+                            "spread": float(max(shares) - min(shares)), "over": pooled}
     return out
 
 
@@ -232,4 +236,16 @@ def to_json(result: dict, stats: dict, path: str | os.PathLike) -> Path:
     return path
 
 
-__all__ = ["BASELINES", "ScaledLoss", "dead_share", "run_suite", "statistics", "to_json"]
+def from_json(path: str | os.PathLike) -> dict:
+    """Returns a `run_suite` result read back from `to_json`'s file (arrays as numpy)."""
+    result = json.loads(Path(path).read_text())["result"]
+    for entry in result["tasks"].values():
+        for opt in entry["optimizers"].values():
+            for k in ("train", "test", "dead", "norm"):
+                opt[k] = np.array([[np.nan if v is None else v for v in row] for row in opt[k]]
+                                  if opt[k] and isinstance(opt[k][0], list)
+                                  else [np.nan if v is None else v for v in opt[k]], np.float64)
+    return result
+
+
+__all__ = ["BASELINES", "from_json", "ScaledLoss", "dead_share", "run_suite", "statistics", "to_json"]

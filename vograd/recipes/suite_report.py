@@ -103,8 +103,9 @@ def markdown(result: dict, stats: dict, learned: list[str]) -> str:
         lines.append(f"| {n} | " + " | ".join(f"{100 * w[b]:.0f}%" for b in BASELINES)
                      + f" | {max(stats['ratio_to_tuned_adam'][n]):.2f}x | "
                      + f"{sum(stats['collapses'][n])} of {len(tasks)} |")
-    if len(learned) > 1:
-        lines += ["", f"Pooled over the {len(learned)} learned optimizers: mean win share, 95% "
+    over = next(iter(stats["pooled"].values()))["over"] if stats["pooled"] else []
+    if len(over) > 1:
+        lines += ["", f"Pooled over {', '.join(over)} (outer seeds): mean win share, 95% "
                   "percentile-bootstrap interval over tasks, spread (max - min) across them.", "",
                   "| baseline | mean | 95% CI | spread |", "|---|---|---|---|"]
         for b in BASELINES:
@@ -156,13 +157,14 @@ def plots(result: dict, learned: list[str], out_dir: str | os.PathLike) -> list[
 
 
 def write(result: dict, learned: list[str], out_dir: str | os.PathLike, *, horizon: int = 1_000,
-          title: str = "Unseen-task suite") -> str:
+          title: str = "Unseen-task suite", pooled: list[str] | None = None) -> str:
     """Returns the markdown report after writing report.md, suite.json and the plots
     (results first, so a missing matplotlib costs only the pictures)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     suite_tasks = [t for t in result["tasks"] if "-loss-x" not in t]
-    stats = statistics({**result, "tasks": {t: result["tasks"][t] for t in suite_tasks}}, learned)
+    stats = statistics({**result, "tasks": {t: result["tasks"][t] for t in suite_tasks}}, learned,
+                       pooled=pooled)
     stats["horizon"] = horizon_check(result, learned, "fashion14-mlp32-10x", horizon)
     stats["loss_scale"] = scale_check(result, learned, ("fashion14-mlp32-loss-x0.001",
                                                         "fashion14-mlp32-loss-x1",

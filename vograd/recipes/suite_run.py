@@ -40,11 +40,15 @@ def compare(sources: list[str], out_dir: str | os.PathLike, *, tasks: str | None
     learned = dict(load_learned(s) for s in sources)
     if len(learned) != len(sources):
         raise ValueError(f"two sources share a name: {sources}")
-    chosen = suite.by_name(tasks) + (suite.LOSS_SCALES if with_scales else ())
+    chosen = suite.by_name(tasks)
+    if not with_scales:
+        chosen = tuple(t for t in chosen if t not in suite.LOSS_SCALES)
     if quick > 1:
         chosen = shortened(chosen, quick)
     result = suite_eval.run_suite(learned, chosen, num_seeds=num_seeds, seed=seed, progress=progress)
-    return suite_report.write(result, list(learned), out_dir, horizon=1_000 // quick)
+    runs = [label for label, s in zip(learned, sources) if Path(s, "config.json").is_file()]
+    return suite_report.write(result, list(learned), out_dir, horizon=1_000 // quick,
+                              pooled=runs if len(runs) > 1 else None)
 
 
 def main(argv=None) -> int:
