@@ -121,9 +121,13 @@ def _check_fingerprint(fp: dict, bad: str) -> tuple[int, int]:
             f"{bad} 'fingerprint' must have the keys 'treedef' and 'leaves', has {sorted(fp)}"
         )
     if not isinstance(fp["treedef"], str):
-        raise CheckpointError(f"{bad} 'fingerprint.treedef' is {json_kind(fp['treedef'])}, not a string")
+        raise CheckpointError(
+            f"{bad} 'fingerprint.treedef' is {json_kind(fp['treedef'])}, not a string"
+        )
     if not isinstance(fp["leaves"], list):
-        raise CheckpointError(f"{bad} 'fingerprint.leaves' is {json_kind(fp['leaves'])}, not an array")
+        raise CheckpointError(
+            f"{bad} 'fingerprint.leaves' is {json_kind(fp['leaves'])}, not an array"
+        )
     least = most = 0
     for i, leaf in enumerate(fp["leaves"]):
         where = f"{bad} fingerprint leaf {i}"
