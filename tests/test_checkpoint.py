@@ -246,8 +246,11 @@ def test_oversized_payload_is_refused_before_its_checksum_is_read(tmp_path, monk
     header.update(payload_bytes=len(payload), payload_sha256=hashlib.sha256(payload).hexdigest())
     (tmp_path / "f.vograd").write_bytes(forge(header, payload))
     monkeypatch.setattr(ckpt, "_verify_payload", lambda *a: pytest.fail("payload was read"))
-    with pytest.raises(vograd.CheckpointError, match=r"payload of 1048\d+ bytes, but the template's 1 leaves need at most \d+"):
+    match = r"a payload of 1048712 bytes, but the fingerprint's 1 leaves take at most 16392"
+    with pytest.raises(vograd.CheckpointError, match=match):
         vograd.load_checkpoint(tmp_path / "f.vograd", template)
+    with pytest.raises(vograd.CheckpointError, match=match):
+        vograd.read_header(tmp_path / "f.vograd")
 
 
 def test_abstract_template_loads_without_allocating_it(tmp_path):

@@ -114,12 +114,15 @@ def test_bad_systems_are_named_before_anything_compiles(system, theta, match):
 
 
 def test_one_writer_per_checkpoint_directory(tmp_path):
+    # The holder loads vograd/lock.py alone (standard library only): no jax import to wait for.
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from vograd.lock import one_writer\n"
-         "with one_writer(sys.argv[1]):\n    print('LOCKED', flush=True); time.sleep(120)",
-         str(tmp_path)],
-        stdout=subprocess.PIPE, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"),
+         "import importlib.util, sys, time\n"
+         "spec = importlib.util.spec_from_file_location('lock', sys.argv[2])\n"
+         "lock = importlib.util.module_from_spec(spec); spec.loader.exec_module(lock)\n"
+         "with lock.one_writer(sys.argv[1]):\n    print('LOCKED', flush=True); time.sleep(120)",
+         str(tmp_path), vograd.lock.__file__],
+        stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "LOCKED"

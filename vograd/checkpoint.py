@@ -203,8 +203,8 @@ def encode(tree: Any, *, step: int, metadata: dict | None = None) -> bytes:
     if len(head) > MAX_HEADER_BYTES:
         raise ValueError(
             f"the checkpoint header would be {len(head)} bytes, over the "
-            f"{MAX_HEADER_BYTES}-byte limit: too many leaves ({len(header['fingerprint']['leaves'])})"
-            " or too much metadata"
+            f"{MAX_HEADER_BYTES}-byte limit: too many leaves "
+            f"({len(header['fingerprint']['leaves'])}) or too much metadata"
         )
     prefix = _PREFIX.pack(MAGIC, len(head), hashlib.sha256(head).digest())
     return prefix + head + payload

@@ -94,7 +94,9 @@ def save_to_directory(
         raise ValueError(f"keep must be an int >= 1 or None, got {keep!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = ckpt.save_checkpoint(checkpoint_path(directory, step), tree, step=step, metadata=metadata)
+    path = ckpt.save_checkpoint(
+        checkpoint_path(directory, step), tree, step=step, metadata=metadata
+    )
     if keep is not None:
         older = [p for s, p in list_checkpoints(directory) if s < step]
         for old in older[: max(len(older) - (keep - 1), 0)]:

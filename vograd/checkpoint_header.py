@@ -22,6 +22,8 @@ import math
 import re
 from typing import Any
 
+import numpy as np
+
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 4 << 20
 MAX_DIMS = 64  # numpy's limit on array rank
@@ -112,18 +114,23 @@ def check(header: Any, name: str) -> None:
         )
 
 
-def _check_fingerprint(fp: dict, bad: str) -> tuple[int, int]:
+def _check_fingerprint(fp: dict, bad: str) -> tuple[int, float]:
     """Returns the least and the most payload bytes the leaves of a well-formed
-    fingerprint can take (numeric dtypes exactly; keys at most 64 bytes per
-    element, Python scalars 16; each record's header at most `MAX_RECORD_OVERHEAD`)."""
+    fingerprint can take (numpy dtypes exactly; keys at most 64 bytes per
+    element, Python scalars 16; each record's header at most `MAX_RECORD_OVERHEAD`;
+    a dtype numpy does not know: no upper bound)."""
     if set(fp) != {"treedef", "leaves"}:
         raise CheckpointError(
             f"{bad} 'fingerprint' must have the keys 'treedef' and 'leaves', has {sorted(fp)}"
         )
     if not isinstance(fp["treedef"], str):
-        raise CheckpointError(f"{bad} 'fingerprint.treedef' is {json_kind(fp['treedef'])}, not a string")
+        raise CheckpointError(
+            f"{bad} 'fingerprint.treedef' is {json_kind(fp['treedef'])}, not a string"
+        )
     if not isinstance(fp["leaves"], list):
-        raise CheckpointError(f"{bad} 'fingerprint.leaves' is {json_kind(fp['leaves'])}, not an array")
+        raise CheckpointError(
+            f"{bad} 'fingerprint.leaves' is {json_kind(fp['leaves'])}, not an array"
+        )
     least = most = 0
     for i, leaf in enumerate(fp["leaves"]):
         where = f"{bad} fingerprint leaf {i}"
@@ -137,18 +144,31 @@ def _check_fingerprint(fp: dict, bad: str) -> tuple[int, int]:
             raise CheckpointError(
                 f"{where} ({path}): shape must be at most {MAX_DIMS} integers in [0, 2**63)"
             )
-        size = itemsize(dtype) or (64 if dtype.startswith("key<") else 0)
-        least += math.prod(shape) * itemsize(dtype)
-        most += (math.prod(shape) * size if size else 16) + MAX_RECORD_OVERHEAD
+        count = math.prod(shape)
+        if dtype.startswith("py:"):
+            most += 16 + MAX_RECORD_OVERHEAD
+        elif dtype.startswith("key<"):
+            most += count * 64 + MAX_RECORD_OVERHEAD
+        elif (size := itemsize(dtype)) is not None:
+            least += count * size
+            most += count * size + MAX_RECORD_OVERHEAD
+        else:
+            most = math.inf
     return least, most
 
 
-def itemsize(dtype: str) -> int:
-    """Returns the bytes per element of a standard numeric dtype name, 0 for any other
-    (keys, Python scalars: they are checked against the template instead)."""
+def itemsize(dtype: str) -> int | None:
+    """Returns the bytes per element of a dtype name (``"float32"``, ``"<U8"``, ...),
+    or None when numpy does not know it."""
     m = _DTYPE_BITS.match(dtype)
     if m is None:
-        return 0
+        if len(dtype) > 64:
+            return None
+        try:
+            parsed = np.dtype(dtype)
+        except Exception:  # numpy's parser of an untrusted string: TypeError, ValueError, ...
+            return None
+        return None if parsed.hasobject else parsed.itemsize
     if dtype == "bool" or dtype.startswith("float8"):
         return 1
     if dtype == "bfloat16":

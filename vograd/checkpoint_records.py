@@ -23,7 +23,8 @@ from vograd.checkpoint_header import MAX_RECORD_OVERHEAD, CheckpointError
 
 
 def leaf_kind(x: Any) -> str | None:
-    """Returns how a template leaf is stored: "jax", "numpy", "generic", "python" or None (not stored)."""
+    """Returns how a template leaf is stored: "jax", "numpy", "generic", "python",
+    or None (not stored)."""
     if isinstance(x, (jax.Array, jax.ShapeDtypeStruct)):
         return "jax"
     if isinstance(x, np.ndarray):
@@ -92,7 +93,8 @@ def read_leaf(f: BinaryIO, like: Any, where: str) -> Any:
         want = _fmt(want_shape, want_dtype)
     if not ok or tuple(shape) != want_shape:
         raise CheckpointError(
-            f"{where}: the record holds {_fmt(shape, dtype)}, the fingerprint and template say {want}"
+            f"{where}: the record holds {_fmt(shape, dtype)}, "
+            f"the fingerprint and template say {want}"
         )
     out = np.empty(math.prod(shape), dtype)
     view = memoryview(out).cast("B") if out.nbytes else bytearray()
@@ -103,7 +105,9 @@ def read_leaf(f: BinaryIO, like: Any, where: str) -> Any:
     if kind == "python":
         return type(like)(out.item())
     if kind == "generic":
-        return type(like)(out.item()) if out.dtype == np.dtype(like.dtype) else out.view(like.dtype)[()]
+        if out.dtype != np.dtype(like.dtype):  # an ml_dtypes scalar
+            return out.view(like.dtype)[()]
+        return type(like)(out.item())
     out = out.view(like.dtype) if out.dtype != np.dtype(like.dtype) else out
     return jnp.asarray(out) if kind == "jax" else out
 

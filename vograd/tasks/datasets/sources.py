@@ -47,7 +47,8 @@ def unreadable_as_unavailable(path: str):
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, num_classes: int, path: str) -> None:
-    if len(images) != len(labels) or (labels.size and not 0 <= labels.min() <= labels.max() < num_classes):
+    in_range = not labels.size or 0 <= labels.min() <= labels.max() < num_classes
+    if len(images) != len(labels) or not in_range:
         raise SourceUnavailable(
             f"{path} is present but inconsistent: {len(images)} images, {len(labels)} labels "
             f"in [{labels.min() if labels.size else '-'}, {labels.max() if labels.size else '-'}]"
@@ -109,7 +110,9 @@ def read_shipped_subset(split: str, path: str = SHIPPED_SUBSET) -> RawData:
         images = z[f"{split}_images"][..., None]
         labels = z[f"{split}_labels"].astype(np.int32)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise SourceUnavailable(f"{path} is present but holds {images.dtype} images of shape {images.shape}")
+        raise SourceUnavailable(
+            f"{path} is present but holds {images.dtype} images of shape {images.shape}"
+        )
     _check_pair(images, labels, 10, path)
     return RawData(
         images=images,

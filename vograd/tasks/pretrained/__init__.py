@@ -142,7 +142,8 @@ def _spec_problem(spec: Any, num_weights: int) -> str | None:
     describe these weights), which bounds the work of tracing its shapes.
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("fields", {}), dict):
-        return f"the optimizer spec is a {type(spec).__name__}, not an object {{'class': ..., 'fields': {{...}}}}"
+        return (f"the optimizer spec is a {type(spec).__name__}, "
+                "not an object {'class': ..., 'fields': {...}}")
     if not isinstance(spec.get("class"), str) or spec["class"] not in _CLASSES:
         return f"unknown optimizer class {spec.get('class')!r}; known: {sorted(_CLASSES)}"
     for key, value in spec.get("fields", {}).items():
