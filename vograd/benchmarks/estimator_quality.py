@@ -132,10 +132,14 @@ def _timed(fn, *args, **kwargs):
 
 
 def estimator_name(estimator: vograd.Estimator) -> str:
-    """Returns the class name, with the merge rule for a total-variance `vograd.Merged`."""
+    """Returns the class name, with a `vograd.Merged`'s non-default options
+    (``total`` weighting, ``cross_fit`` weights, ``jumps`` detection)."""
     name = type(estimator).__name__
-    if isinstance(estimator, vograd.Merged) and estimator.weighting == "total":
-        name += "(total)"
+    if isinstance(estimator, vograd.Merged):
+        options = [estimator.weighting] if estimator.weighting == "total" else []
+        options += ["cross_fit"] if estimator.weights == "cross_fit" else []
+        options += ["jumps"] if estimator.detect_jumps else []
+        name += f"({', '.join(options)})" if options else ""
     return name
 
 

@@ -87,7 +87,8 @@ FULL = Config(
         "Lorenz": (100, 2000),
     },
     truncated={"InfluenceBalancing": (500, (10, 100)), "LinearQuadratic": (100, (5, 50))},
-    truncated_estimators=("TruncatedBackprop", "EvolutionStrategies", "Merged", "PersistentES"),
+    truncated_estimators=("TruncatedBackprop", "EvolutionStrategies", "Merged", "PersistentES",
+                          "NoiseReuseES", "ESSingle"),
     sweeps={
         "QuadraticLearningRate": (5, 10, 20, 30, 50, 100, 200, 300),
         "Momentum1D": (10, 20, 50, 100, 200, 500, 1000),
@@ -112,7 +113,7 @@ QUICK = Config(
     episodes=8,
     full={"QuadraticLearningRate": (10,)},
     truncated={"InfluenceBalancing": (100, (10,))},
-    truncated_estimators=("TruncatedBackprop", "PersistentES"),
+    truncated_estimators=("TruncatedBackprop", "PersistentES", "NoiseReuseES", "ESSingle"),
     sweeps={"Lorenz": (100, 1000)},
     sweep_pairs=64,
     quadrature_nodes=4001,
@@ -133,6 +134,8 @@ def full_estimators(S: int, sigma: float) -> list[vograd.Estimator]:
         vograd.Reparameterization(num_pairs=S, sigma=sigma),
         vograd.FullES(num_pairs=S, sigma=sigma),
         vograd.Merged(num_pairs=S, sigma=sigma),
+        vograd.Merged(num_pairs=S, sigma=sigma, weights="cross_fit"),
+        vograd.Merged(num_pairs=S, sigma=sigma, weights="cross_fit", detect_jumps=True),
         vograd.FullBackprop(num_particles=S),
     ]
 
@@ -141,8 +144,8 @@ def truncated_estimator(name: str, S: int, sigma: float, window: int) -> vograd.
     """Returns the truncated estimator ``name`` with persistent particles."""
     if name == "TruncatedBackprop":
         return vograd.TruncatedBackprop(num_particles=S, window=window)
-    if name == "PersistentES":
-        return vograd.PersistentES(num_pairs=S, sigma=sigma, window=window)
+    if name in ("PersistentES", "NoiseReuseES", "ESSingle"):
+        return getattr(vograd, name)(num_pairs=S, sigma=sigma, window=window)
     cls = {"EvolutionStrategies": vograd.EvolutionStrategies, "Merged": vograd.Merged}[name]
     return cls(num_pairs=S, sigma=sigma, window=window)
 

@@ -15,9 +15,9 @@ only, and ``rho -> 1`` as ``J`` dominates. A pair is flagged when
 losses (``sqrt(machine eps) * |L|``) are not trusted either way: they are
 added to the denominator.
 
-Both ``A`` and ``B`` are recovered from the per-sample components of
-`vograd.Merged` (``g_es_i = A eps / (2 sigma^2)``, ``g_rp_i = B-direction
-mean gradient``), so detection costs a few dot products and no unroll.
+Both are recovered from the per-sample components of `vograd.Merged`
+(``g_es_i = A eps_i / (2 sigma^2)``, ``g_rp_i = (grad L+ + grad L-) / 2``, so
+``B = 2 eps_i . g_rp_i``), so detection costs a few dot products and no unroll.
 """
 
 from __future__ import annotations

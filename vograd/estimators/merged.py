@@ -29,10 +29,10 @@ class Merged(SmoothedEstimator):
       paper's text) uses the scalar total variances ``sum_j v[j]``.
     - ``weights="same_samples"`` (the authors' rule): ``v`` from the pairs
       being weighted, which biases the merge (a pair that pulls a
-      component's mean also raises its variance); ``"cross_fit"``: each half
-      of the pairs is weighted with the variances of the other half
-      (`vograd.estimators.reduce.cross_fit_estimate`), unbiased at no extra
-      unroll; needs ``num_pairs >= 4``.
+      component's mean also raises its variance); ``"cross_fit"``:
+      each pair is weighted with the variances of the other pairs
+      (leave-one-out, `vograd.estimators.reduce.cross_fit_estimate`),
+      unbiased at no extra unroll; needs ``num_pairs >= 3``.
     - ``detect_jumps=True``: when any kept pair's loss difference disagrees
       with its end gradients as only a jump can (`vograd.estimators.jumps`),
       the estimate is the ES mean (weights rp 0, es 1): the
@@ -58,10 +58,10 @@ class Merged(SmoothedEstimator):
         config.check_weighting(self.weighting)
         if self.weights not in WEIGHTS:
             raise ValueError(f"unknown weights {self.weights!r}; expected one of {WEIGHTS}")
-        if self.weights == "cross_fit" and self.num_pairs < 4:
+        if self.weights == "cross_fit" and self.num_pairs < 3:
             raise ValueError(
-                f"weights='cross_fit' needs num_pairs >= 4 (two folds of >= 2 sample "
-                f"variances each), got {self.num_pairs}; use weights='same_samples'"
+                f"weights='cross_fit' needs num_pairs >= 3 (sample variances of the "
+                f"other pairs), got {self.num_pairs}; use weights='same_samples'"
             )
 
     def components(self, draws: Draws) -> dict:

@@ -245,21 +245,21 @@ def restart_dropped(
     keep: Bool[Array, " P"],
     key: PRNGKeyArray,
     *,
-    branches: int = 1,
+    branches: int | None = None,
 ) -> Particle:
     """Returns ``particles`` with every dropped sample restarted as a fresh episode.
 
     A sample is dropped when its loss or gradient was non-finite; its state is
     likely non-finite too and would poison every later window. Leaves are
-    ``[P, ...]`` (``branches=1``) or ``[P, branches, ...]`` (PES, where both
-    branches of a pair restart from the same fresh state). The fresh episodes
+    ``[P, ...]`` (``branches=None``) or ``[P, branches, ...]`` (online ES,
+    where all branches of a sample restart from the same fresh state). The fresh episodes
     are only computed when something was dropped.
     """
     num = keep.shape[0]
 
     def restart(p):
         fresh = init_particles(system, jax.lax.stop_gradient(theta), key, num, stagger=False)
-        if branches > 1:
+        if branches is not None:
             fresh = jax.tree.map(
                 lambda x: jnp.broadcast_to(x[:, None], (num, branches) + x.shape[1:]), fresh
             )

@@ -139,58 +139,47 @@ def _mean_weight(w: Tree, weighting: str) -> Float[Array, ""]:
 
 
 def cross_fit_estimate(samples: Samples, weighting: str) -> tuple[Tree, Diagnostics]:
-    """Returns the merge with cross-fitted weights: unbiased whenever both parts are.
+    """Returns the merge with cross-fitted (leave-one-out) weights: unbiased
+    whenever both parts are.
 
-    The samples are split into two folds (the first ``S // 2`` and the rest).
-    Fold ``A``'s means are weighted with `inverse_variance_weights` computed
-    from fold ``B``'s variances and vice versa; the two merged folds are
-    averaged by their kept counts:
+    Each kept sample ``i`` is merged with the `inverse_variance_weights`
+    computed from the variances of the OTHER kept samples, and the merged
+    samples are averaged:
 
-        g = (n_A (w_rp^B m_rp^A + w_es^B m_es^A) + n_B (w_rp^A m_rp^B + w_es^A m_es^B)) / (n_A + n_B)
+        g = mean_i (w_rp^(-i) g_rp_i + w_es^(-i) g_es_i)
 
-    Each fold's weights are independent of the means they multiply and sum
-    to 1, so ``E[g] = E[g_rp] = E[g_es]`` when ``g_rp`` and ``g_es`` share
-    their mean; the same-sample rule (`merged_estimate`) is biased because
-    a sample that raises its component's mean also raises that component's
-    variance. A fold with fewer than two kept samples has no variance: the
-    other fold then uses the weights from all kept samples. ``variance`` in
-    the diagnostics is over all kept samples, ``weight`` the count-weighted
-    mean of the two folds' weights.
+    ``w^(-i)`` is independent of sample ``i`` and the two weights sum to 1,
+    so ``E[g] = E[g_rp] = E[g_es]`` when ``g_rp`` and ``g_es`` share their
+    mean; the same-sample rule (`merged_estimate`) is biased because a sample
+    that raises its component's mean also raises that component's variance.
+    With fewer than three kept samples the leave-one-out variances are 0 and
+    both weights 1/2. The samples are visited one at a time (``lax.map``:
+    memory of one sample's variances). ``variance`` in the diagnostics is over
+    all kept samples, ``weight`` the mean over kept samples of their weights.
     """
     keep = samples.keep
-    first = jnp.arange(keep.shape[0]) < keep.shape[0] // 2
-    folds = (keep & first, keep & ~first)
-    names = ("rp", "es")
+    rp, es = samples.components["rp"], samples.components["es"]
+    index = jnp.arange(keep.shape[0])
 
-    def moments(mask):
-        means = {k: stats.masked_mean(samples.components[k], mask) for k in names}
-        var = {k: stats.masked_variance(samples.components[k], mask, means[k]) for k in names}
-        return means, var, jnp.sum(mask)
+    def one(i):
+        others = keep & (index != i)
+        v_rp = stats.masked_variance(rp, others, stats.masked_mean(rp, others))
+        v_es = stats.masked_variance(es, others, stats.masked_mean(es, others))
+        w_rp, w_es = inverse_variance_weights(v_rp, v_es, weighting)
+        at = lambda tree: jax.tree.map(lambda x: x[i], tree)  # noqa: E731
+        g = _combine(at(rp), at(es), w_rp, w_es, weighting)
+        return g, _mean_weight(w_rp, weighting), _mean_weight(w_es, weighting)
 
-    (_, v_all, _), (m_a, v_a, n_a), (m_b, v_b, n_b) = (
-        moments(mask) for mask in (keep,) + folds
-    )
-    w_all = inverse_variance_weights(v_all["rp"], v_all["es"], weighting)
-
-    def weights_from(var, n):
-        w = inverse_variance_weights(var["rp"], var["es"], weighting)
-        return jax.tree.map(lambda x, y: jnp.where(n >= 2, x, y), w, w_all)
-
-    w_for_a, w_for_b = weights_from(v_b, n_b), weights_from(v_a, n_a)
-    total = jnp.maximum(n_a + n_b, 1)
-    g_a = _combine(m_a["rp"], m_a["es"], *w_for_a, weighting)
-    g_b = _combine(m_b["rp"], m_b["es"], *w_for_b, weighting)
-    grad = jax.tree.map(lambda x, y: (n_a * x + n_b * y) / total, g_a, g_b)
-    weight = {
-        k: (n_a * _mean_weight(w_for_a[i], weighting) + n_b * _mean_weight(w_for_b[i], weighting))
-        / total
-        for i, k in enumerate(names)
+    per_sample, w_rp, w_es = jax.lax.map(one, index)
+    variances = {
+        k: stats.masked_variance(x, keep, stats.masked_mean(x, keep))
+        for k, x in (("rp", rp), ("es", es))
     }
     diag = Diagnostics(
         loss=stats.masked_mean(samples.loss, keep),
-        variance={k: stats.tree_total(v) for k, v in v_all.items()},
-        weight=weight,
+        variance={k: stats.tree_total(v) for k, v in variances.items()},
+        weight={"rp": stats.masked_mean(w_rp, keep), "es": stats.masked_mean(w_es, keep)},
         num_dropped=stats.num_dropped(keep),
         num_samples=samples.num_samples,
     )
-    return grad, diag
+    return stats.masked_mean(per_sample, keep), diag

@@ -242,7 +242,10 @@ def estimator(config: Metz2019) -> vograd.Estimator:
         chunk=config.truncation.chunk, unroll=config.unroll,
     )
     if config.estimator == "merged":
-        return Merged(weighting=config.weighting, **common)
+        # The authors' rule, explicitly: weights from the same pairs, no jump detection.
+        return Merged(
+            weighting=config.weighting, weights="same_samples", detect_jumps=False, **common
+        )
     if config.estimator == "grad":
         return Reparameterization(**common)
     return EvolutionStrategies(**common)
