@@ -108,8 +108,8 @@ class StopOnSignal:
     def __exit__(self, *exc) -> None:
         if not self._active:
             return
-        for s, old in self._old.items():
-            signal.signal(s, old)
+        for s, old in self._old.items():  # None: a handler installed outside Python
+            signal.signal(s, signal.SIG_DFL if old is None else old)
         signal.set_wakeup_fd(self._old_wakeup)
         os.write(self._write, b"\0")
         self._thread.join(timeout=5)
