@@ -15,9 +15,10 @@ CHECKED = (
     "vograd.system",
     "vograd.joint",
     "vograd.outer",
-    "vograd.schedules",
     "vograd.sharding",
-    "vograd.train",
 )
+# Not hooked: vograd.train and vograd.schedules check their own arguments and name the
+# fix in their errors ("schedule must be a vograd Schedule"); a runtime type check
+# would pre-empt those messages, which tests/test_train.py and test_schedules.py assert.
 
 _hook = install_import_hook(CHECKED, "beartype.beartype")

@@ -142,12 +142,17 @@ def test_evaluation_writes_a_report_against_tuned_baselines(tmp_path, monkeypatc
         evaluate_run.evaluate(tmp_path, parts=("heldout", "bogus"))
     assert main(["eval", str(tmp_path), "--only", "bogus"]) == 2
     # A progress bar counting the optimizers, on in a notebook (whose stderr is no TTY).
-    bars = []
-    monkeypatch.setattr(evaluate_run, "progress_bar",
-                        lambda **kw: bars.append(progress_bar(**kw)) or bars[-1])
+    bars, enabled = [], []
+
+    def recording_bar(**kw):
+        bars.append(progress_bar(**kw))
+        enabled.append(not bars[-1].disable)  # tqdm sets disable on close(): read it now
+        return bars[-1]
+
+    monkeypatch.setattr(evaluate_run, "progress_bar", recording_bar)
     monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", object())
     evaluate_run.evaluate(tmp_path, seed=1, parts=("heldout",), cache_dir=cache)
-    assert [(b.total, b.n, b.disable) for b in bars] == [(3, 3, False)]
+    assert [(b.total, b.n) for b in bars] == [(3, 3)] and enabled == [True]
 
 
 def test_mixed_preset_outer_trains_on_mlp_and_cnn_families_from_the_shipped_weights(tmp_path):

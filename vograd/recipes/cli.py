@@ -166,6 +166,7 @@ def _os_message(err: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for bad input)."""
     from vograd.checkpoint import CheckpointError
+    from vograd.interrupt import TrainingInterrupted
     from vograd.recipes.errors import UsageError
     from vograd.tasks.datasets import DatasetUnavailableError
 
@@ -184,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(err)
     except OSError as err:
         return _fail(_os_message(err))
+    except TrainingInterrupted as stop:  # SIGINT/SIGTERM: checkpoint written, say so once
+        print(f"vograd: interrupted at outer step {stop.step}; rerun the same command to "
+              "resume", file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":
