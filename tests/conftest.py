@@ -14,10 +14,9 @@ CHECKED = (
     "vograd.unroll",
     "vograd.system",
     "vograd.joint",
-    "vograd.outer",
     "vograd.sharding",
 )
-# Not hooked: vograd.train and vograd.schedules check their own arguments and name the
+# Not hooked: vograd.train, vograd.outer and vograd.schedules check their own arguments and name the
 # fix in their errors ("schedule must be a vograd Schedule"); a runtime type check
 # would pre-empt those messages, which tests/test_train.py and test_schedules.py assert.
 
