@@ -386,3 +386,14 @@ def test_window_longer_than_horizon_and_bad_length_raise():
     with pytest.raises(Exception, match="length must be in"):
         g, _, _ = estimate(est, LQ, LQ_THETA, state, jax.random.key(0), jnp.asarray(0))
         jax.block_until_ready(g)
+    # A WindowLength is checked where it is made, and then gives the same estimate as a traced int.
+    from vograd.estimators.config import WindowLength, window_length
+
+    for bad in (0, 9, True):
+        with pytest.raises(ValueError, match="length"):
+            window_length(bad, 8)
+    checked = window_length(5, 8)
+    assert isinstance(checked, WindowLength) and int(checked.value) == 5
+    g_checked, _, _ = est.estimate(LQ, LQ_THETA, state, jax.random.key(1), length=checked)
+    g_traced, _, _ = estimate(est, LQ, LQ_THETA, state, jax.random.key(1), jnp.asarray(5))
+    np.testing.assert_allclose(np.asarray(g_checked), np.asarray(g_traced), rtol=1e-6)

@@ -21,6 +21,7 @@ from jaxtyping import PRNGKeyArray
 from vograd import checkpoint as ckpt
 from vograd import metrics
 from vograd.estimators.base import Estimator, EstimatorState
+from vograd.estimators.config import window_length
 from vograd.guards import check_system
 from vograd.interrupt import StopOnSignal
 from vograd.lock import one_writer
@@ -305,7 +306,7 @@ def _train(system, estimator, optimizer, num_steps, key, *, schedule, checkpoint
                 size = bucket(window, chunk=chunk, maximum=horizon, minimum=min_bucket)
                 if size not in estimators:
                     estimators[size] = _with_window(estimator, size)
-                est, length = estimators[size], jnp.asarray(window, jnp.int32)
+                est, length = estimators[size], window_length(window, size)
             theta, opt_state, est_state, diag, flags = _outer_step(
                 system, est, optimizer, theta, opt_state, est_state, k_step, length
             )

@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from vograd.system import Theta, UnrolledSystem
 from vograd.unroll import Particle
+from vograd.estimators.config import Length
 
 Gradient = Any  # pytree shaped like theta
 
@@ -96,7 +97,7 @@ class Estimator(eqx.Module):
         state: Any,
         key: PRNGKeyArray,
         *,
-        length: int | Int[Array, ""] | None = None,
+        length: Length = None,
     ) -> tuple[Gradient, Any, Diagnostics]:
         """Returns the gradient estimate, the next state and diagnostics.
 
@@ -112,7 +113,7 @@ class Estimator(eqx.Module):
         state: Any,
         key: PRNGKeyArray,
         *,
-        length: int | Int[Array, ""] | None = None,
+        length: Length = None,
     ) -> tuple[Any, Any]:
         """Returns ``(samples, next state)``: the `vograd.estimators.Samples`
         that ``estimate`` reduces. Every shipped estimator provides it; a

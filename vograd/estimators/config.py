@@ -3,7 +3,10 @@
 Static checks run when an estimator is constructed (``__check_init__``); checks
 that need the system (``window <= horizon``) run in ``init`` and ``estimate``
 at trace time; the dynamic window ``length`` is checked at run time with
-``eqx.error_if`` so a bad value under ``jit`` raises instead of computing garbage.
+``eqx.error_if`` so a bad value under ``jit`` raises instead of computing garbage,
+unless it comes as a `WindowLength`, checked on the host when it was made (what
+`vograd.train` passes: a run-time check is a host callback, and a program with
+one is never written to JAX's persistent compilation cache).
 """
 
 from __future__ import annotations
@@ -71,13 +74,31 @@ def resolve_window(window: int | None, chunk: int | None, system: UnrolledSystem
     return window
 
 
-def check_length(length: int | Int[Array, ""] | None, window: int) -> Int[Array, ""]:
+class WindowLength(eqx.Module):
+    """A dynamic window length already checked against its window (make it with `window_length`)."""
+
+    value: Int[Array, ""]
+
+
+Length = int | Int[Array, ""] | WindowLength | None
+
+
+def window_length(length: int, window: int) -> WindowLength:
+    """Returns ``length`` as a `WindowLength` after checking ``1 <= length <= window`` here."""
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= window:
+        raise ValueError(f"length must be an int in [1, window={window}], got {length!r}")
+    return WindowLength(jnp.asarray(length, jnp.int32))
+
+
+def check_length(length: Length, window: int) -> Int[Array, ""]:
     """Returns ``length`` (default ``window``) as an int32 scalar, checked in ``[1, window]``.
 
     A Python int is checked at once; a traced value is checked at run time.
     """
     if length is None:
         return jnp.asarray(window, jnp.int32)
+    if isinstance(length, WindowLength):
+        return length.value
     if isinstance(length, int) and not isinstance(length, bool):
         if not 1 <= length <= window:
             raise ValueError(f"length must be in [1, window={window}], got {length}")

@@ -25,6 +25,7 @@ from vograd.estimators.sampled import SampledEstimator
 from vograd.sharding import constrain_population
 from vograd.system import Theta, UnrolledSystem
 from vograd.unroll import Particle, UnrollOutput
+from vograd.estimators.config import Length
 
 Tree = Any
 
@@ -104,7 +105,7 @@ class OnlineES(SampledEstimator):
         state: EstimatorState,
         key: PRNGKeyArray,
         *,
-        length: int | Int[Array, ""] | None = None,
+        length: Length = None,
     ) -> tuple[Samples, EstimatorState]:
         """Returns the per-sample estimates of one window and the next state."""
         size = config.resolve_window(self.window, self.chunk, system)

@@ -13,6 +13,7 @@ from vograd.estimators.base import Diagnostics, Estimator
 from vograd.estimators.reduce import Samples, mean_estimate
 from vograd.sharding import check_mesh
 from vograd.system import Theta, UnrolledSystem
+from vograd.estimators.config import Length
 
 Tree = Any
 
@@ -49,7 +50,7 @@ class SampledEstimator(Estimator):
         state: Any,
         key: PRNGKeyArray,
         *,
-        length: int | Int[Array, ""] | None = None,
+        length: Length = None,
     ) -> tuple[Samples, Any]:
         """Returns the per-sample estimates of one window and the next state."""
 
@@ -65,7 +66,7 @@ class SampledEstimator(Estimator):
         state: Any,
         key: PRNGKeyArray,
         *,
-        length: int | Int[Array, ""] | None = None,
+        length: Length = None,
     ) -> tuple[Tree, Any, Diagnostics]:
         """Returns (gradient, next state, diagnostics) of one window; see ``per_sample``."""
         samples, state = self.per_sample(system, theta, state, key, length=length)

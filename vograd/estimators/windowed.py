@@ -24,6 +24,7 @@ from vograd.estimators.reduce import Samples, finite_samples
 from vograd.estimators.sampled import SampledEstimator
 from vograd.sharding import constrain_population
 from vograd.system import Theta, UnrolledSystem
+from vograd.estimators.config import Length
 
 Tree = Any
 
@@ -112,7 +113,7 @@ class WindowedEstimator(SampledEstimator):
         state: population.PopulationState | None,
         key: PRNGKeyArray,
         *,
-        length: int | Int[Array, ""] | None = None,
+        length: Length = None,
     ) -> tuple[Samples, population.PopulationState | None]:
         """Returns the per-sample estimates of one window and the next state.
 

@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--version":
         print(f"vograd {version()}")
         return 0
+    from vograd import compile_cache
+
+    compile_cache.enable()  # before anything compiles: JAX decides once per process
     try:
         try:
             command = parse(argv)

@@ -42,7 +42,10 @@ class Metz2019:
     outer loss is their mean); ``problem`` stays the family of the held-out
     evaluation. ``init_from``: start from the weights of this
     ``vograd.tasks.pretrained`` entry instead of a fresh initialisation (a later stage
-    of a curriculum).
+    of a curriculum). ``stagger``: the estimator's particles start at
+    random steps of their episodes (`vograd.estimators.population`), so one
+    outer step sees early and late windows at once rather than every
+    particle at the same step (off: as the authors' code).
     """
 
     problem: Problem = Problem("conv", "imagenet_resized/32x32")
@@ -63,6 +66,7 @@ class Metz2019:
     use_time: bool = True
     step_mult: float = 0.001
     unroll: int = 1
+    stagger: bool = False
     checkpoint_every: int = 50
     evaluation: Evaluation = Evaluation()
 
@@ -239,7 +243,7 @@ def estimator(config: Metz2019) -> vograd.Estimator:
     window = min(config.truncation.max_window(), config.horizon)
     common = dict(
         num_pairs=config.num_pairs, sigma=config.sigma, window=window,
-        chunk=config.truncation.chunk, unroll=config.unroll,
+        chunk=config.truncation.chunk, unroll=config.unroll, stagger=config.stagger,
     )
     if config.estimator == "merged":
         # The authors' rule, explicitly: weights from the same pairs, no jump detection.
