@@ -6,6 +6,7 @@
     vograd export DIR NAME [--dest DIR] [--force]
     vograd ablations RECIPE [--preset P] --out DIR [--seeds N] [--only a,b]
     vograd bench {estimators,speed} [--out DIR] [--quick]
+    vograd reproduce NAME [--size tiny|full] [--seeds N] [--out DIR] | --list
     vograd --version
 
 ``train`` is resumable: run the same command again after an interruption and

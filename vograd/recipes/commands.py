@@ -300,6 +300,48 @@ class Bench:
         return 0
 
 
+@dataclass(frozen=True)
+class Reproduce:
+    """Re-run a paper finding at this machine's scale: results.json, report.md and plots in
+    --out (resumable: rerun the same command to continue). docs/reproductions.md has the
+    results of the full runs."""
+
+    name: Annotated[Positional[Optional[str]], arg(metavar="NAME", help=(
+        "the reproduction (`vograd reproduce --list` lists them)"))] = None
+    list: Annotated[Flag[bool], arg(help="list the reproductions: name, paper, figure, claim")] = (
+        False)
+    size: Annotated[Literal["tiny", "full"], arg(help=(
+        "full: the reported scale (minutes); tiny: seconds, a smoke run"))] = "full"
+    seeds: Annotated[Optional[int], arg(help="seeds (default: the reproduction's, 3)")] = None
+    out: Annotated[Optional[str], arg(metavar="DIR", help=(
+        "output directory (default: runs/reproduce/NAME)"))] = None
+    no_progress: NoProgress = False
+    verbose: Verbose = False
+
+    def run(self) -> int:
+        from vograd.recipes import reproductions
+
+        if self.list:
+            if self.name is not None:
+                raise UsageError("reproduce: give either NAME or --list, not both")
+            for name in reproductions.names():
+                r = reproductions.get(name)
+                print(f"{name}: {r.paper}, {r.figure}\n  claim: {r.claim}")
+            return 0
+        if self.name is None:
+            raise UsageError("reproduce: missing NAME (`vograd reproduce --list` lists them)")
+        reproductions.get(self.name)  # an unknown name: UnknownNameError listing the known ones
+        if self.seeds is not None:
+            validate.check_count(self.seeds, "--seeds")
+        if self.out is not None and not self.out.strip():
+            raise UsageError("--out must name a directory, got ''")
+        out = self.out or f"runs/reproduce/{self.name}"
+        results = reproductions.reproduce(self.name, out, self.size, self.seeds,
+                                          progress=not self.no_progress)
+        print(f"{self.name}: {results['verdict']}; report: {out}/report.md")
+        return 0
+
+
 def command_type(recipe: str | None, preset: str | None, ablation: str | None):
     """Returns the tyro type of the whole command line: a union of the subcommands.
 
@@ -339,6 +381,8 @@ def command_type(recipe: str | None, preset: str | None, ablation: str | None):
         Annotated[Suite, sub("suite", description=(
             "Learned optimizers on problems of types they never saw, against tuned baselines."))],
         Annotated[Bench, sub("bench", description="Benchmarks: estimator quality or speed.")],
+        Annotated[Reproduce, sub("reproduce", description=(
+            "Re-run a paper finding at this machine's scale (docs/reproductions.md)."))],
     ])
 
 
