@@ -153,10 +153,11 @@ def write_json(path: Path, obj: dict) -> None:
 
 
 def curves_figure(panels: list[tuple[str, np.ndarray, dict[str, np.ndarray]]], path: Path,
-                  ylabel: str = "training loss", log: bool = True) -> Path | None:
-    """Draws one panel per ``(title, steps [E], {name: per-seed mean curves [n, E]})``: the
-    mean over seeds with its 95% t-interval as a band; returns the PNG path, or None
-    without matplotlib (`vograd.plotting.new_figure` warns once)."""
+                  ylabel: str = "training loss") -> Path | None:
+    """Draws one panel per ``(title, steps [E], {name: per-seed mean curves [n, E]})`` on a
+    log scale: the geometric mean over seeds and its 95% t-interval computed on log10
+    values (a t-interval of the losses themselves, from 3 seeds, would reach below zero);
+    returns the PNG path, or None without matplotlib (`vograd.plotting.new_figure` warns once)."""
     from vograd import plotting
 
     cols = min(3, len(panels))
@@ -167,19 +168,17 @@ def curves_figure(panels: list[tuple[str, np.ndarray, dict[str, np.ndarray]]], p
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, (title, steps, curves) in zip(axes, panels):
         for name, per_seed in curves.items():
-            per_seed = np.asarray(per_seed, np.float64)
-            cis = [mean_ci(per_seed[:, e]) for e in range(per_seed.shape[1])]
-            mid = np.array([c["mean"] for c in cis])
+            logs = np.log10(np.maximum(np.asarray(per_seed, np.float64), 1e-30))
+            cis = [mean_ci(logs[:, e]) for e in range(logs.shape[1])]
             c = plotting.color("learned" if name == "lstm" else name)
-            ax.plot(steps, mid, color=c, lw=1.6, label=name)
-            if per_seed.shape[0] > 1:
-                ax.fill_between(steps, [c_["low"] for c_ in cis], [c_["high"] for c_ in cis],
-                                color=c, alpha=0.15, lw=0)
-        if log:
-            ax.set_yscale("log")
+            ax.plot(steps, [10 ** x["mean"] for x in cis], color=c, lw=1.6, label=name)
+            if logs.shape[0] > 1:
+                ax.fill_between(steps, [10 ** x["low"] for x in cis],
+                                [10 ** x["high"] for x in cis], color=c, alpha=0.15, lw=0)
+        ax.set_yscale("log")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("inner step")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(f"{ylabel} (geo. mean over seeds, 95% CI)", fontsize=8)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7)
