@@ -29,7 +29,7 @@ OPTIMIZERS = ["lstm", *common.BASELINES]
 # size -> (outer steps, particles, horizon, unroll window, eval tasks, inits per task,
 # learning rates in the grid). Tiny keeps only what exercises every stage: compiling
 # dominates its time, so its unrolls are short.
-SIZES = {"tiny": (3, 2, 10, 5, 3, 2, 3), "full": (2_000, 8, 100, 20, 64, 4, 13)}
+SIZES = {"tiny": (3, 2, 10, 5, 3, 2, 3), "full": (10_000, 8, 100, 20, 64, 4, 13)}
 
 
 def _config(size: Size):
@@ -105,7 +105,7 @@ REPRODUCTION = Reproduction(
           "the hand-designed optimizers (Adam, RMSProp, SGD, Nesterov momentum, each with a "
           "tuned learning rate)",
     scale="paper scale for the task and the optimizer (10-d, 100 steps, 2x20 LSTM, unrolls "
-          "of 20, Adam 1e-3); outer training 2,000 steps of 8 runs per seed (the paper does "
+          "of 20, Adam 1e-3); outer training 10,000 steps of 8 runs per seed (the paper does "
           "not state its number of outer steps); 64 fresh tasks x 4 inits per seed; 3 seeds",
     run=run,
 )

@@ -134,7 +134,7 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
 
 
 def _report(results: dict) -> str:
-    rows = ["| optimizer | shrinkage ||z_T|| / ||p(z_0)|| [95% CI] | final norm [95% CI] | "
+    rows = ["| optimizer | shrinkage ‖z_T‖ / ‖p(z_0)‖ [95% CI] | final norm [95% CI] | "
             "nearest-solution norm | distance to diagonal at T | regularizes |",
             "|---|---|---|---|---|---|"]
     for n, s in results["optimizers"].items():
