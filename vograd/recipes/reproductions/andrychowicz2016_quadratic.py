@@ -24,7 +24,6 @@ from vograd.recipes.reproductions import common
 from vograd.recipes.reproductions.base import Reproduction, Size
 
 NAME = "andrychowicz2016-quadratic"
-OPTIMIZERS = ["lstm", *common.BASELINES]
 
 # size -> (outer steps, particles, horizon, unroll window, eval tasks, inits per task,
 # learning rates in the grid). Tiny keeps only what exercises every stage: compiling
@@ -48,6 +47,8 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
 
     out_dir = Path(out_dir)
     config = _config(size)
+    baselines = common.baselines_for(size)
+    optimizers = ["lstm", *baselines]
     num_tasks, num_inits, num_lr = SIZES[size][4:]
     schedule = InnerSchedule(num_steps=config.horizon, eval_every=1)
     grid = log_grid(1e-4, 1.0, num_lr)  # SGD diverges above ~2 / lambda_max ~ 0.03
@@ -62,25 +63,25 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
         per_seed.append(common.stage(
             out_dir / f"seed{seed}" / "eval.npz",
             lambda: common.lstm_vs_baselines(family, lopt, theta, key, num_tasks, num_inits,
-                                             schedule, grid)))
-    finals = common.final_losses(per_seed, OPTIMIZERS)
+                                             schedule, grid, baselines)))
+    finals = common.final_losses(per_seed, optimizers)
     summary, table = common.comparison_rows(finals)
     wins = [n for n, c in summary["vs"].items() if c["outcome"] == "better"]
-    verdict = ("reproduced" if len(wins) == len(common.BASELINES)
+    verdict = ("reproduced" if len(wins) == len(baselines)
                else "partly" if wins else "not reproduced")
     results = {
         "name": NAME, "size": size, "seeds": seeds, "verdict": verdict,
         "metric": f"training loss f(x_T) at inner step T = {config.horizon}, mean over "
                   f"{num_tasks} fresh tasks x {num_inits} inits; per seed, then CI over seeds",
         "outer_steps": config.outer_steps, "num_particles": config.num_particles,
-        "learning_rates": {n: [float(s[f"lr_{n}"]) for s in per_seed] for n in common.BASELINES},
+        "learning_rates": {n: [float(s[f"lr_{n}"]) for s in per_seed] for n in baselines},
         "per_seed_final_loss": {n: v.tolist() for n, v in finals.items()},
         "outer_loss_first_last": [[float(c[1][0]), float(c[1][-1])] for c in outer_curves],
         **summary,
     }
     common.write_json(out_dir / "results.json", results)
     (out_dir / "report.md").write_text(_report(results, table))
-    curves = common.seed_mean_curves(per_seed, OPTIMIZERS)
+    curves = common.seed_mean_curves(per_seed, optimizers)
     common.curves_figure([("10-d quadratics (fresh tasks)", schedule.steps(), curves)],
                          out_dir / "loss_curves.png")
     return results

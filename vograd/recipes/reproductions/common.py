@@ -31,6 +31,16 @@ BASELINES: dict[str, Callable[[jax.Array], optax.GradientTransformation]] = {
 }
 
 
+# What a tiny (CI) run compares against: every stage runs, with two compilations fewer.
+TINY_BASELINES = ("adam", "sgd")
+
+
+def baselines_for(size: str) -> tuple[str, ...]:
+    """Returns the baselines a run of ``size`` compares against: all of `BASELINES` at full
+    size, `TINY_BASELINES` at tiny (each baseline costs one compilation, most of tiny's time)."""
+    return tuple(BASELINES) if size == "full" else TINY_BASELINES
+
+
 def mean_ci(values, confidence: float = 0.95) -> dict:
     """Returns ``{"mean", "low", "high", "n", "values"}``: the mean of ``values`` ``[n]`` and
     its Student-t interval ``mean -+ t_{(1+c)/2, n-1} * sd / sqrt(n)`` (zero width for n = 1).
@@ -80,7 +90,8 @@ def learned_curves(family, lopt, theta, tasks, keys, schedule: InnerSchedule) ->
     return np.asarray(train[0])
 
 
-def tuned_baselines(family, tasks, keys, schedule: InnerSchedule, grid: jax.Array) -> dict:
+def tuned_baselines(family, tasks, keys, schedule: InnerSchedule, grid: jax.Array,
+                    names: tuple[str, ...] = tuple(BASELINES)) -> dict:
     """Returns, per baseline, ``{"train": [T, S, E], "lr": float, "scores": [G]}``: the curves
     of the learning rate in ``grid`` with the lowest mean training loss over all tasks, seeds
     and evaluations (one rate for the whole family, as the paper tunes its baselines).
@@ -89,7 +100,8 @@ def tuned_baselines(family, tasks, keys, schedule: InnerSchedule, grid: jax.Arra
     win of the learned optimizer the more convincing.
     """
     out = {}
-    for name, make_lr in BASELINES.items():
+    for name in names:
+        make_lr = BASELINES[name]
         train, _ = grid_curves(family, lambda h, m=make_lr: m(h), grid, tasks, keys, schedule)
         train = np.asarray(train)  # [G, T, S, E]
         g, t, s, e = train.shape
@@ -219,13 +231,15 @@ __all__ = ["BASELINES", "compare_to_baselines", "curves_figure", "fmt_ci", "lear
 
 
 def lstm_vs_baselines(family, lopt, theta, key: jax.Array, num_tasks: int, num_inits: int,
-                      schedule: InnerSchedule, grid: jax.Array) -> dict[str, np.ndarray]:
+                      schedule: InnerSchedule, grid: jax.Array,
+                      baselines: tuple[str, ...] = tuple(BASELINES)) -> dict[str, np.ndarray]:
     """Returns the train curves ``[T, S, E]`` of the learned optimizer (``"lstm"``) and of
-    every learning-rate-tuned baseline (by name, with its rate as ``"lr_NAME"``) on the same
-    ``num_tasks`` fresh tasks and ``num_inits`` initialisations each (common random numbers)."""
+    each learning-rate-tuned baseline of ``baselines`` (by name, with its rate as
+    ``"lr_NAME"``) on the same ``num_tasks`` fresh tasks and ``num_inits`` initialisations
+    each (common random numbers)."""
     tasks, keys = sample_tasks(family, key, num_tasks, num_inits)
     out = {"lstm": learned_curves(family, lopt, theta, tasks, keys, schedule)}
-    for name, tuned in tuned_baselines(family, tasks, keys, schedule, grid).items():
+    for name, tuned in tuned_baselines(family, tasks, keys, schedule, grid, baselines).items():
         out[name] = tuned["train"]
         out[f"lr_{name}"] = np.asarray(tuned["lr"])
     return out
@@ -233,7 +247,8 @@ def lstm_vs_baselines(family, lopt, theta, key: jax.Array, num_tasks: int, num_i
 
 def final_losses(per_seed: list[dict[str, np.ndarray]], names: list[str]) -> dict[str, np.ndarray]:
     """Returns per optimizer the per-seed mean final training loss ``[n]`` (mean over tasks
-    and initialisations of the last evaluation block)."""
+    and initialisations of the last evaluation block: for ``eval_every = 1`` the loss at
+    the last step, for blocks of 10 the mean over its last 10 steps)."""
     return {n: np.array([np.mean(s[n][..., -1]) for s in per_seed]) for n in names}
 
 
