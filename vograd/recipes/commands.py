@@ -293,9 +293,9 @@ class Bench:
         if self.out is not None and not self.out.strip():
             raise UsageError("--out must name a directory, got ''")
         if self.which == "estimators":
-            from vograd.benchmarks import estimators as bench
+            from vograd.benchmarks.estimators import run as bench
         else:
-            from vograd.benchmarks import speed as bench
+            from vograd.benchmarks.speed import run as bench
         print(bench.main(out_dir=self.out, quick=self.quick))
         return 0
 

@@ -19,7 +19,7 @@ Sections (docs/performance.md explains the method and keeps the latest table):
    (`speed_padding`).
 
     vograd bench speed [--quick] [--out DIR]
-    python -m vograd.benchmarks.speed [--quick] [--out DIR]
+    python -m vograd.benchmarks.speed.run [--quick] [--out DIR]
 
 ``quick`` (~1 minute on 2 cores, the smoke test) runs sections 1, 3 and 4 on
 the quadratic only, with small sizes; the full run takes ~20 minutes.
@@ -32,9 +32,11 @@ import argparse
 import dataclasses
 import datetime
 
-from vograd.benchmarks import speed_memory, speed_report, speed_throughput
-from vograd.benchmarks.speed_common import load_average, machine, matmul_peak, write_report
-from vograd.benchmarks.speed_throughput import Case
+from vograd.benchmarks.speed import memory as speed_memory
+from vograd.benchmarks.speed import report as speed_report
+from vograd.benchmarks.speed import throughput as speed_throughput
+from vograd.benchmarks.speed.common import load_average, machine, matmul_peak, write_report
+from vograd.benchmarks.speed.throughput import Case
 
 DEFAULT_OUT = "runs/bench_speed"
 
@@ -99,21 +101,21 @@ def measure(config: Config, log=print) -> dict:
             speed_throughput.run_task(task, cases, config.rounds[task], log=log))
     if config.optimizer is not None:
         log("learned optimizer cost per step")
-        from vograd.benchmarks import bench_optimizer_update
+        from vograd.benchmarks.optimizer import update as bench_optimizer_update
 
         results["optimizer"] = bench_optimizer_update.run(**config.optimizer)
     log("memory: reparameterization gradient vs window")
     max_window, chunk, windows, timed = config.memory
     results["memory"] = speed_memory.run(max_window, chunk, windows, timed, log=log)
     if config.sharding:
-        from vograd.benchmarks import speed_sharding
+        from vograd.benchmarks.speed import sharding as speed_sharding
 
         log("sharding: 2 devices")
         results["sharding"] = speed_sharding.run_devices()
         log("sharding: 2 processes (jax.distributed)")
         results["multihost"] = speed_sharding.run_multihost()
     if config.padding:
-        from vograd.benchmarks import speed_padding
+        from vograd.benchmarks.speed import padding as speed_padding
 
         log("padding: compiled window sizes")
         results["padding"] = speed_padding.run(log=log)
