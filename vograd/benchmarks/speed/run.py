@@ -86,6 +86,22 @@ QUICK = Config(
 )
 
 
+# One accelerator, under ~5 minutes: sections 1 (every task and window), 2, 3 and 4;
+# not 5 (it needs two devices of one kind) or 6 (a CPU compile-time question).
+GPU = Config(
+    quick=False,
+    throughput={"quadratic": {10: ALL, 50: ALL}, "mlp": {10: ALL, 50: ALL},
+                "conv": {10: ALL, 50: (("PES", None),)}},
+    rounds={"quadratic": 5, "mlp": 5, "conv": 3},
+    memory=(10_000, 100, (10, 100, 1_000, 10_000), (10, 100, 1_000)),
+    optimizer={"repeats": 10, "rounds": 5, "scan_steps": 20},
+    sharding=False,
+    peak_size=4096,
+)
+
+PRESETS = {"full": FULL, "quick": QUICK, "gpu": GPU}
+
+
 def measure(config: Config, log=print) -> dict:
     """Returns every figure of one run (JSON-serializable)."""
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -124,11 +140,15 @@ def measure(config: Config, log=print) -> dict:
     return results
 
 
-def main(out_dir: str | None = None, quick: bool = False) -> str:
-    """Runs the benchmark; returns its markdown report (also written to ``out_dir``)."""
-    config = QUICK if quick else FULL
+def main(out_dir: str | None = None, quick: bool = False, preset: str | None = None) -> str:
+    """Runs the benchmark (``preset``: a name of `PRESETS`, else ``quick`` picks QUICK or
+    FULL); returns its markdown report (also written to ``out_dir``)."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+    config = PRESETS[preset] if preset is not None else (QUICK if quick else FULL)
     results = measure(config)
-    command = "vograd bench speed" + (" --quick" if quick else "")
+    command = ("python -m vograd.benchmarks.speed.run --preset " + preset if preset is not None
+               else "vograd bench speed" + (" --quick" if quick else ""))
     text = speed_report.report(results, command)
     write_report(out_dir or DEFAULT_OUT, "speed", results, text)
     return text
@@ -137,6 +157,8 @@ def main(out_dir: str | None = None, quick: bool = False) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="full, quick (= --quick) or gpu (one accelerator, ~5 minutes)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    print(main(out_dir=args.out, quick=args.quick))
+    print(main(out_dir=args.out, quick=args.quick, preset=args.preset))
