@@ -24,7 +24,7 @@ def load_learned(source: str):
         lopt, theta = run.load_theta(source)
         files = [Path(source, "config.json"), *sorted(Path(source).glob("*.ckpt"))]
         return Path(source).name, lopt.as_optax(theta), curve_cache.file_digest(*files)
-    return source, pretrained.load(source), None
+    return source, pretrained.load(source), curve_cache.file_digest(pretrained.path(source))
 
 
 def shortened(tasks: tuple[suite.SuiteTask, ...], factor: int) -> tuple[suite.SuiteTask, ...]:
