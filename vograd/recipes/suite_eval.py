@@ -93,6 +93,14 @@ def _runs(family, make, grid, task, keys, schedule):
     return [np.asarray(a, np.float64) for a in (train[:, 0], test[:, 0], dead, norm)]
 
 
+def _mean_or_nan(x) -> float:
+    """Returns the mean of the finite entries of ``x``, NaN (silently) when there are none:
+    dead-unit shares are NaN for tasks without ReLU units."""
+    x = np.asarray(x, np.float64)
+    finite = np.isfinite(x)
+    return float(np.mean(x[finite])) if finite.any() else float("nan")
+
+
 def _score(train: np.ndarray) -> np.ndarray:
     """Returns the mean training loss over seeds and evaluations ``[...]`` (+inf if diverged)."""
     ok = np.all(np.isfinite(train), axis=(-2, -1))
@@ -226,7 +234,7 @@ def statistics(result: dict, learned: list[str], *, pooled: list[str] | None = N
         flags = []
         for t in tasks:
             opt = result["tasks"][t]["optimizers"]
-            dead, adam_dead = np.nanmean(opt[name]["dead"]), np.nanmean(opt[ADAM_TUNED]["dead"])
+            dead, adam_dead = _mean_or_nan(opt[name]["dead"]), _mean_or_nan(opt[ADAM_TUNED]["dead"])
             diverged = not np.all(np.isfinite(opt[name]["train"]))
             flags.append(bool(diverged or (dead > 0.5 and adam_dead < 0.25)))
         out["collapses"][name] = flags
