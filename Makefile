@@ -73,7 +73,7 @@ $(REF_STAMP): $(STAMP) vograd/benchmarks/reference/requirements.txt
 	touch $(REF_STAMP)
 
 bench-reference: $(REF_STAMP) $(DATA_STAMP)
-	$(REF_VENV)/bin/python -m vograd.benchmarks.speed_reference
+	$(REF_VENV)/bin/python -m vograd.benchmarks.reference.run
 
 clean:
 	rm -rf $(VENV) $(REF_VENV) runs

@@ -53,7 +53,7 @@ import importlib.util, vograd
 assert "/venv/" in vograd.__file__, vograd.__file__
 assert importlib.util.find_spec("matplotlib") is None, "matplotlib came with the base install"
 # Every command's module imports without the extras (figures are drawn lazily).
-import vograd.benchmarks.estimators, vograd.benchmarks.speed, vograd.recipes.ablations  # noqa
+import vograd.benchmarks.estimators.run, vograd.benchmarks.speed.run, vograd.recipes.ablations  # noqa
 import vograd.interop.npz, vograd.metrics  # noqa
 print(f"  vograd from {vograd.__file__}")
 EOF

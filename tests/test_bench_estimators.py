@@ -1,4 +1,4 @@
-"""Smoke run of the estimator-quality benchmark (`vograd.benchmarks.estimators`, quick
+"""Smoke run of the estimator-quality benchmark (`vograd.benchmarks.estimators.run`, quick
 sizes), checking its outputs and the physics its numbers must show."""
 
 import json
@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from vograd.benchmarks import estimators
+from vograd.benchmarks.estimators import run as estimators
 from vograd.tasks.toys import QuadraticLearningRate
 
 

@@ -1,4 +1,4 @@
-"""The like-for-like comparison with learned_optimization (vograd/benchmarks/speed_reference.py).
+"""The like-for-like comparison with learned_optimization (vograd/benchmarks/reference/run.py).
 
 learned_optimization itself is not installed for the test suite (it needs
 tensorflow; `make bench-reference` puts it in its own venv). What is checked

@@ -1,4 +1,4 @@
-"""vograd/benchmarks/replay_time.py: a finished run's cost re-timed from its own log."""
+"""vograd/benchmarks/speed/replay_time.py: a finished run's cost re-timed from its own log."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from vograd.benchmarks import replay_time
+from vograd.benchmarks.speed import replay_time
 from vograd.recipes import registry, run
 from vograd.recipes.config import Truncation
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from vograd.benchmarks import speed
+from vograd.benchmarks.speed import run as speed
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,12 @@ def test_help_lists_recipes_presets_ablations_and_every_field_with_its_default(c
     assert main(["train", "metz2019", "--ablation", "es_only", "--help"]) == 0
     text = capsys.readouterr().out
     assert "(default: es)" in " ".join(text[text.index("--estimator"):].split("\n")[:2])
+    # Fields say what they are (their source comments), nested ones too.
+    assert main(["train", "adaptive", "--preset", "default", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for words in ("antithetic pairs per outer update", "Adam learning rate the optimizer starts from",
+                  "inner minibatch size", "smallest compiled window"):
+        assert words in text, words
     for command in ("eval", "export", "bench", "ablations metz2019", "recipes"):
         assert main([*command.split(), "--help"]) == 0
     assert "--force" in capsys.readouterr().out

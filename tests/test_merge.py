@@ -157,7 +157,7 @@ def test_cross_fit_removes_the_same_sample_bias_on_truncated_windows():
     # Influence balancing, episodes of 100 in windows of 10, 8 pairs, against the
     # expected truncated gradient (both components are unbiased for it: the
     # window losses are quadratic in theta and the start states linear in it).
-    from vograd.benchmarks.estimator_cases import influence_truncated_grad
+    from vograd.benchmarks.estimators.cases import influence_truncated_grad
     from vograd.tasks.toys import InfluenceBalancing
 
     system, theta, episodes = InfluenceBalancing(horizon=100), jnp.asarray(0.5), 400

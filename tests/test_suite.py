@@ -71,3 +71,20 @@ def test_dead_units_are_counted():
     params["linear_1"]["b"] = params["linear_1"]["b"] - 1e3
     share = float(suite_eval.dead_share(family, params, task, jax.random.key(2)))
     assert share >= 6 / 10 and share <= 1.0
+
+
+def test_suite_curves_are_cached_and_reused(tmp_path):
+    # The second suite reads the baselines' and the fingerprinted optimizer's curves back
+    # (bit-identical) and writes nothing new; an optimizer without a fingerprint is rerun.
+    tasks = suite_run.shortened(suite.by_name("wine-mlp"), 50)
+    learned = {"sgd": optax.sgd(0.1), "adam": optax.adam(3e-3)}
+    first = suite_eval.run_suite(learned, tasks, num_seeds=1, progress=False, cache_dir=tmp_path,
+                                 fingerprints={"sgd": "abc"})
+    entries = sorted(p.name for p in tmp_path.iterdir())
+    assert len(entries) == 3  # adam grid, sgdm grid, "sgd" (no entry for "adam")
+    second = suite_eval.run_suite(learned, tasks, num_seeds=1, progress=False, cache_dir=tmp_path,
+                                  fingerprints={"sgd": "abc"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == entries
+    for name in ("sgd", "adam", "adam (tuned)", "sgdm (tuned)"):
+        a, b = (r["tasks"]["wine-mlp"]["optimizers"][name]["train"] for r in (first, second))
+        np.testing.assert_array_equal(a, b)

@@ -53,23 +53,27 @@ class Adaptive:
     """
 
     problems: tuple[Problem, ...] = TRAIN_PROBLEMS
+    # outer objective: inner training loss (train) or validation loss (valid)
     outer: Literal["train", "valid"] = "train"
-    horizon: int = 1_000
-    num_pairs: int = 2
-    sigma: float = 0.01
+    horizon: int = 1_000  # inner steps per episode
+    num_pairs: int = 2  # antithetic pairs per outer update
+    sigma: float = 0.01  # smoothing standard deviation of the perturbations
+    # merged (the method), grad (reparameterization only) or es (ES only)
     estimator: Literal["merged", "grad", "es"] = "merged"
+    # merge weights per element of theta, or from total variances
     weighting: Literal["per_element", "total"] = "per_element"
     truncation: Truncation = Truncation(start=30, end=30, num_steps=1, jitter=0.2, min_bucket=64)
-    outer_steps: int = 200
-    outer_lr: float = 3e-3
-    outer_b1: float = 0.5
-    clip_value: float = 0.1
+    outer_steps: int = 200  # outer updates
+    outer_lr: float = 3e-3  # outer Adam learning rate
+    outer_b1: float = 0.5  # outer Adam beta1
+    clip_value: float = 0.1  # clip each outer-gradient element to [-clip_value, clip_value]
+    # draw each episode's loss scale log-uniformly in this range (None: no scaling)
     grad_scale_range: tuple[float, float] | None = (1e-3, 1e3)
-    hidden: int = 16
-    lr: float = 1e-2
-    unroll: int = 1
-    stagger: bool = True
-    checkpoint_every: int = 25
+    hidden: int = 16  # hidden units of the optimizer's per-parameter MLP
+    lr: float = 1e-2  # Adam learning rate the optimizer starts from (it is Adam at init)
+    unroll: int = 1  # lax.scan unroll of the inner steps
+    stagger: bool = True  # start the particles at random steps of their episodes
+    checkpoint_every: int = 25  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation(
         num_tasks=8, num_seeds=3, inner_steps=1_000, eval_every=50, eval_batches=4,
         random_search=0, generalization=False,

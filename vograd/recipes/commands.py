@@ -265,16 +265,20 @@ class Suite:
         "comma-separated suite task names (default: all, and the loss-scale check)"))] = None
     seeds: Annotated[int, arg(help="inner seeds per task, >= 1")] = 3
     quick: Annotated[int, arg(help="divide every task's steps by this (a quick look, >= 1)")] = 1
+    cache_dir: Annotated[Optional[str], arg(help=(
+        "keep every run's curves here and reuse them (default: the user cache directory)"))] = None
+    no_cache: Annotated[Flag[bool], arg(help="recompute every curve; read and write no cache")] = False
     verbose: Verbose = False
 
     def run(self) -> int:
-        from vograd.recipes import suite_run
+        from vograd.recipes import curve_cache, suite_run
 
         validate.check_count(self.seeds, "--seeds")
         validate.check_count(self.quick, "--quick")
+        cache = None if self.no_cache else (self.cache_dir or curve_cache.default_directory())
         try:
             print(suite_run.compare(list(self.sources), self.out, tasks=self.tasks,
-                                    num_seeds=self.seeds, quick=self.quick))
+                                    num_seeds=self.seeds, quick=self.quick, cache_dir=cache))
         except KeyError as e:
             raise UnknownNameError(str(e.args[0]) if e.args else str(e)) from None
         return 0
@@ -293,9 +297,9 @@ class Bench:
         if self.out is not None and not self.out.strip():
             raise UsageError("--out must name a directory, got ''")
         if self.which == "estimators":
-            from vograd.benchmarks import estimators as bench
+            from vograd.benchmarks.estimators import run as bench
         else:
-            from vograd.benchmarks import speed as bench
+            from vograd.benchmarks.speed import run as bench
         print(bench.main(out_dir=self.out, quick=self.quick))
         return 0
 

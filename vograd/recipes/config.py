@@ -34,17 +34,22 @@ class Problem:
     default): the conv stack and its implementation (``vograd.tasks.problems.conv_net``).
     """
 
+    # mlp (hidden layers `hidden`), conv (3-layer CNN), conv6 (6-layer CNN on MNIST-like data) or quadratic (10-d)
     architecture: Literal["mlp", "conv", "conv6", "quadratic"] = "mlp"
+    # a vograd.tasks.datasets name, e.g. fashion_mnist, mnist, digits
     dataset: str = "fashion_mnist"
-    hidden: tuple[int, ...] = (32, 32)
-    batch_size: int = 128
+    hidden: tuple[int, ...] = (32, 32)  # MLP hidden-layer widths
+    batch_size: int = 128  # inner minibatch size
+    # classes per task: an int, a (low, high) range, or None (10 if the pool has 10, else 2-5)
     k: int | tuple[int, int] | None = None
+    # split: train on the train class pool, evaluate on the disjoint test pool; all: every class for both
     class_pools: Literal["split", "all"] = "split"
-    downsample: int = 1
-    channels: tuple[int, ...] | None = None
-    strides: tuple[int, ...] | None = None
+    downsample: int = 1  # average-pool images by this factor (2: 28x28 -> 14x14)
+    channels: tuple[int, ...] | None = None  # conv channels per layer (None: the family's default)
+    strides: tuple[int, ...] | None = None  # conv strides per layer (None: the family's default)
+    # convolution implementation, e.g. im2col (None: the family's default)
     conv_impl: str | None = None
-    activation: str = "relu"
+    activation: str = "relu"  # hidden-unit nonlinearity of an MLP: relu, tanh, gelu, sigmoid
 
     @property
     def eval_options(self) -> dict:
@@ -110,12 +115,14 @@ class Truncation:
     and at episode ends.
     """
 
-    start: int = 50
-    end: int = 10_000
-    num_steps: int = 5_000
-    jitter: float = 0.2
-    fixed: int | None = None
+    start: int = 50  # first window length of the linear curriculum (inner steps)
+    end: int = 10_000  # last window length of the curriculum
+    num_steps: int = 5_000  # outer steps over which the window grows from start to end
+    jitter: float = 0.2  # multiplicative jitter of each window: U(1 - jitter, 1 + jitter)
+    fixed: int | None = None  # every window this many steps (overrides the curriculum)
+    # reverse-mode checkpointing granularity for long windows (None: no chunking)
     chunk: int | None = None
+    # smallest compiled window: shorter ones run padded to it (fewer compiles)
     min_bucket: int | None = None
 
     def schedule(self) -> Schedule:
@@ -144,20 +151,24 @@ class Evaluation:
     evaluated beside the trained one on the same held-out tasks, untuned.
     """
 
-    num_tasks: int = 20
-    num_seeds: int = 5
-    inner_steps: int = 10_000
-    eval_every: int = 100
-    eval_batches: int = 4
+    num_tasks: int = 20  # held-out tasks from the test class pool
+    num_seeds: int = 5  # inner initialisations per held-out task
+    inner_steps: int = 10_000  # inner training steps per held-out run
+    eval_every: int = 100  # inner steps between evaluations (a divisor of inner_steps)
+    eval_batches: int = 4  # test batches averaged per evaluation
+    # hand-designed optimizers tuned per task: adam, rmsprop, sgd_momentum
     baselines: tuple[str, ...] = ("adam", "rmsprop", "sgd_momentum")
-    lr_grid: int = 11
-    lr_low: float = 1e-4
-    lr_high: float = 10.0
-    random_search: int = 32
-    generalization: bool = True
+    lr_grid: int = 11  # learning rates in the baselines' log-spaced grid
+    lr_low: float = 1e-4  # smallest learning rate of the grid
+    lr_high: float = 10.0  # largest learning rate of the grid
+    random_search: int = 32  # Adam+Reg+Decay random-search draws (0: leave it out)
+    generalization: bool = True  # add the 6-layer CNN on MNIST-like data
+    # inner steps of the 6-layer-CNN check (None: inner_steps)
     generalization_steps: int | None = None
-    generalization_tasks: int = 4
+    generalization_tasks: int = 4  # tasks of the 6-layer-CNN check
+    # baselines of the 6-layer-CNN check
     generalization_baselines: tuple[str, ...] = ("adam", "rmsprop", "sgd_momentum")
+    # shipped optimizers (vograd.tasks.pretrained names) evaluated beside the trained one
     pretrained: tuple[str, ...] = ()
 
     def __post_init__(self):

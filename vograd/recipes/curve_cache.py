@@ -79,21 +79,45 @@ def key(name: str, family, grid, tasks, keys, schedule, num_steps: int) -> str:
     return h.hexdigest()
 
 
-def load(directory: str | os.PathLike, digest: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Returns the cached ``(train, test)`` curves, or None (missing or unreadable entry)."""
+def load_arrays(directory: str | os.PathLike, digest: str,
+                names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """Returns the cached arrays ``names`` of entry ``digest``, or None (missing or unreadable
+    entry; never a pickle)."""
     path = Path(directory) / f"{digest}.npz"
     try:
-        with np.load(path) as data:
-            return data["train"], data["test"]
+        with np.load(path, allow_pickle=False) as data:
+            return {n: data[n] for n in names}
     except (OSError, KeyError, ValueError):
         return None
 
 
-def save(directory: str | os.PathLike, digest: str, train: np.ndarray, test: np.ndarray) -> Path:
-    """Returns the file written atomically with the ``(train, test)`` curves."""
+def save_arrays(directory: str | os.PathLike, digest: str, arrays: dict[str, np.ndarray]) -> Path:
+    """Returns the file written atomically with ``arrays`` under entry ``digest``."""
     path = Path(directory) / f"{digest}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    np.savez(buffer, train=train, test=test)
+    np.savez(buffer, **arrays)
     atomic_write(path, buffer.getvalue())
     return path
+
+
+def load(directory: str | os.PathLike, digest: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Returns the cached ``(train, test)`` curves, or None (missing or unreadable entry)."""
+    arrays = load_arrays(directory, digest, ("train", "test"))
+    return None if arrays is None else (arrays["train"], arrays["test"])
+
+
+def save(directory: str | os.PathLike, digest: str, train: np.ndarray, test: np.ndarray) -> Path:
+    """Returns the file written atomically with the ``(train, test)`` curves."""
+    return save_arrays(directory, digest, {"train": train, "test": test})
+
+
+def file_digest(*paths: str | os.PathLike) -> str:
+    """Returns a SHA-256 of the files' bytes and of the learned optimizers' source code
+    (``vograd/tasks/optimizers``): what a learned optimizer's curves depend on beyond `key`'s."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(Path(path).read_bytes())
+    for file in sorted((_ROOT / "vograd/tasks/optimizers").glob("*.py")):
+        h.update(file.read_bytes())
+    return h.hexdigest()

@@ -50,24 +50,28 @@ class Metz2019:
 
     problem: Problem = Problem("conv", "imagenet_resized/32x32")
     extra_problems: tuple[Problem, ...] = ()
+    # start from this vograd.tasks.pretrained entry's weights (None: fresh)
     init_from: str | None = None
+    # outer objective: inner training loss (train) or validation loss (valid)
     outer: Literal["train", "valid"] = "valid"
-    horizon: int = 10_000
-    num_pairs: int = 64
-    sigma: float = 0.01
+    horizon: int = 10_000  # inner steps per episode
+    num_pairs: int = 64  # antithetic pairs per outer update
+    sigma: float = 0.01  # smoothing standard deviation of the perturbations
+    # merged (the method), grad (reparameterization only) or es (ES only)
     estimator: Literal["merged", "grad", "es"] = "merged"
+    # merge weights per element of theta, or from total variances
     weighting: Literal["per_element", "total"] = "per_element"
     truncation: Truncation = Truncation()
-    outer_steps: int = 10_000
-    outer_lr: float = 1e-5
-    outer_b1: float = 0.5
-    clip_value: float = 0.1
-    use_momentum: bool = True
-    use_time: bool = True
-    step_mult: float = 0.001
-    unroll: int = 1
-    stagger: bool = False
-    checkpoint_every: int = 50
+    outer_steps: int = 10_000  # outer updates
+    outer_lr: float = 1e-5  # outer Adam learning rate
+    outer_b1: float = 0.5  # outer Adam beta1
+    clip_value: float = 0.1  # clip each outer-gradient element to [-clip_value, clip_value]
+    use_momentum: bool = True  # give the optimizer its momentum features
+    use_time: bool = True  # give the optimizer its training-time features
+    step_mult: float = 0.001  # output scale of the update (0.001 in the paper)
+    unroll: int = 1  # lax.scan unroll of the inner steps
+    stagger: bool = False  # start the particles at random steps of their episodes
+    checkpoint_every: int = 50  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation()
 
     def __post_init__(self):

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vograd.recipes import curve_cache
 from vograd.recipes.evaluation import InnerSchedule, grid_runs, log_grid, seconds_per_step
 from vograd.recipes.suite import SuiteTask
 from vograd.tasks.problems.base import TaskFamily
@@ -92,15 +93,46 @@ def _runs(family, make, grid, task, keys, schedule):
     return [np.asarray(a, np.float64) for a in (train[:, 0], test[:, 0], dead, norm)]
 
 
+def _mean_or_nan(x) -> float:
+    """Returns the mean of the finite entries of ``x``, NaN (silently) when there are none:
+    dead-unit shares are NaN for tasks without ReLU units."""
+    x = np.asarray(x, np.float64)
+    finite = np.isfinite(x)
+    return float(np.mean(x[finite])) if finite.any() else float("nan")
+
+
 def _score(train: np.ndarray) -> np.ndarray:
     """Returns the mean training loss over seeds and evaluations ``[...]`` (+inf if diverged)."""
     ok = np.all(np.isfinite(train), axis=(-2, -1))
     return np.where(ok, np.mean(np.where(np.isfinite(train), train, 0.0), axis=(-2, -1)), np.inf)
 
 
+_RUN_ARRAYS = ("train", "test", "dead", "norm")
+
+
+def _cached_runs(cache_dir, name, family, make, grid, task, keys, schedule):
+    """Returns `_runs`, from ``cache_dir`` when it holds this exact computation (`curve_cache`)."""
+    if cache_dir is None:
+        return _runs(family, make, grid, task, keys, schedule)
+    digest = curve_cache.key("suite:" + name, family, grid, task, keys, schedule, schedule.num_steps)
+    hit = curve_cache.load_arrays(cache_dir, digest, _RUN_ARRAYS)
+    if hit is not None:
+        return [hit[n] for n in _RUN_ARRAYS]
+    runs = _runs(family, make, grid, task, keys, schedule)
+    curve_cache.save_arrays(cache_dir, digest, dict(zip(_RUN_ARRAYS, runs)))
+    return runs
+
+
 def run_suite(learned: dict[str, optax.GradientTransformation], tasks: tuple[SuiteTask, ...], *,
-              num_seeds: int = 3, seed: int = 0, progress: bool = True) -> dict:
+              num_seeds: int = 3, seed: int = 0, progress: bool = True, cache_dir=None,
+              fingerprints: dict[str, str] | None = None) -> dict:
     """Returns every optimizer's curves and statistics on ``tasks`` (see the module docstring).
+
+    ``cache_dir``: keep the curves of every run there (`vograd.recipes.curve_cache`), so a
+    later suite with other learned optimizers reruns only what is new; a learned
+    optimizer's curves are cached only when ``fingerprints`` gives it one (e.g.
+    `curve_cache.file_digest` of its weights). Seconds per step are always re-measured
+    in this run, never cached.
 
     The result maps ``task name -> {"steps", "unseen", "lrs", "optimizers": {name: {"train",
     "test" [S, E], "dead", "norm" [S], "seconds_per_step", "lr"}}}``, plus ``"global_lr"``.
@@ -122,10 +154,13 @@ def run_suite(learned: dict[str, optax.GradientTransformation], tasks: tuple[Sui
         schedule = InnerSchedule(st.num_steps, st.eval_every, eval_batches=4, sequential=st.sequential)
         entry = {"steps": schedule.steps().tolist(), "unseen": st.unseen, "grids": {}, "learned": {}}
         for name, make in makes.items():
-            entry["grids"][name] = _runs(family, make, grid, task, keys, schedule)
+            entry["grids"][name] = _cached_runs(cache_dir, name, family, make, grid, task, keys,
+                                                schedule)
         for name, opt in learned.items():
-            entry["learned"][name] = [a[0] for a in _runs(family, lambda _, o=opt: o, jnp.zeros((1,)),
-                                                           task, keys, schedule)]
+            where = cache_dir if (fingerprints or {}).get(name) else None
+            label = f"learned:{(fingerprints or {}).get(name)}"
+            entry["learned"][name] = [a[0] for a in _cached_runs(
+                where, label, family, lambda _, o=opt: o, jnp.zeros((1,)), task, keys, schedule)]
         # Wall-clock: one run of each at its (tuned) point, timed after compiling.
         per_step = {}
         for name, make in makes.items():
@@ -199,7 +234,7 @@ def statistics(result: dict, learned: list[str], *, pooled: list[str] | None = N
         flags = []
         for t in tasks:
             opt = result["tasks"][t]["optimizers"]
-            dead, adam_dead = np.nanmean(opt[name]["dead"]), np.nanmean(opt[ADAM_TUNED]["dead"])
+            dead, adam_dead = _mean_or_nan(opt[name]["dead"]), _mean_or_nan(opt[ADAM_TUNED]["dead"])
             diverged = not np.all(np.isfinite(opt[name]["train"]))
             flags.append(bool(diverged or (dead > 0.5 and adam_dead < 0.25)))
         out["collapses"][name] = flags

@@ -2,7 +2,7 @@
 
 Only names that jax has since moved are restored, each pointing at its
 current equivalent; nothing of learned_optimization's own code is changed.
-Used by `vograd.benchmarks.speed_reference` before it imports learned_optimization.
+Used by `vograd.benchmarks.reference.run` before it imports learned_optimization.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""learned_optimization's side of `vograd.benchmarks.speed_reference`: its tasks, estimators, optimizer.
+"""learned_optimization's side of `vograd.benchmarks.reference.run`: its tasks, estimators, optimizer.
 
 The reference runs through its own code paths: its ``TruncatedES`` /
 ``TruncatedPES`` (a Python loop over jitted segments of ``steps_per_jit``
@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vograd.benchmarks.reference import compat
-from vograd.benchmarks.speed_common import Timed
+from vograd.benchmarks.speed.common import Timed
 
 # MLPLOpt's input features (learned_optimization/learned_optimizers/mlp_lopt.py):
 # g, w, momenta at these decays, then tanh(t / s - 1) at these timescales: 19 in all.

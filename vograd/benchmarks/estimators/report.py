@@ -1,4 +1,4 @@
-"""Markdown tables of the estimator benchmark (`vograd.benchmarks.estimators`)."""
+"""Markdown tables of the estimator benchmark (`vograd.benchmarks.estimators.run`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from vograd.benchmarks import estimator_cases
-from vograd.benchmarks.estimator_quality import Row, SweepPoint
+from vograd.benchmarks.estimators import cases as estimator_cases
+from vograd.benchmarks.estimators.quality import Row, SweepPoint
 
 
 def fmt(x: float | None) -> str:

@@ -1,6 +1,6 @@
 """How long a finished training run takes on this machine now, from its own log.
 
-    python -m vograd.benchmarks.replay_time RUN_DIR [RUN_DIR ...] [--repeats 3]
+    python -m vograd.benchmarks.speed.replay_time RUN_DIR [RUN_DIR ...] [--repeats 3]
 
 A run's ``metrics.jsonl`` records every outer step's window, compiled size
 (bucket) and wall time. On a shared machine those times include whatever
@@ -29,7 +29,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from vograd.benchmarks.speed_common import Timed, compile_timed, round_robin
+from vograd.benchmarks.speed.common import Timed, compile_timed, round_robin
 
 
 def replay(run_dir: str | Path, repeats: int = 3) -> dict:

@@ -4,7 +4,7 @@ Times every variant round-robin (one run of each per round), so that a
 fluctuating load on a shared machine hits all variants alike; reports the
 minimum and the median over rounds. Not a test.
 
-Usage: python vograd/benchmarks/bench_conv_population.py [--population 8] [--rounds 12]
+Usage: python vograd/benchmarks/speed/conv_population.py [--population 8] [--rounds 12]
 """
 
 from __future__ import annotations

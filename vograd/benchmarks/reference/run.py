@@ -24,7 +24,7 @@ applied to the parameters) on the image MLP's 12,730 parameters, with
 ``optax.adam`` in the same rounds.
 
     make bench-reference                      # installs .venv-reference, runs this
-    .venv-reference/bin/python -m vograd.benchmarks.speed_reference [--tasks quadratic mlp conv]
+    .venv-reference/bin/python -m vograd.benchmarks.reference.run [--tasks quadratic mlp conv]
 
 Writes ``reference.md`` and ``reference.json`` into ``--out`` (default
 ``runs/bench_reference``).
@@ -38,10 +38,10 @@ import datetime
 import jax
 import optax
 
-from vograd.benchmarks import speed_throughput
-from vograd.benchmarks.bench_optimizer_update import mlp_params
+from vograd.benchmarks.speed import throughput as speed_throughput
+from vograd.benchmarks.optimizer.update import mlp_params
 from vograd.benchmarks.reference import lopt as ref
-from vograd.benchmarks.speed_common import (
+from vograd.benchmarks.speed.common import (
     compile_timed,
     fmt,
     load_average,
@@ -50,7 +50,7 @@ from vograd.benchmarks.speed_common import (
     round_robin,
     write_report,
 )
-from vograd.benchmarks.speed_throughput import PAIRS, HORIZON, Case
+from vograd.benchmarks.speed.throughput import PAIRS, HORIZON, Case
 
 DEFAULT_OUT = "runs/bench_reference"
 WINDOWS = {"quadratic": (10, 50), "mlp": (10, 50), "conv": (10,)}
@@ -239,7 +239,7 @@ def report(results: dict, command: str) -> str:
 def main(tasks=("quadratic", "mlp"), out_dir: str | None = None) -> str:
     """Runs the benchmark on ``tasks``; returns the report (also written to ``out_dir``)."""
     results = measure(tasks)
-    command = "python -m vograd.benchmarks.speed_reference --tasks " + " ".join(tasks)
+    command = "python -m vograd.benchmarks.reference.run --tasks " + " ".join(tasks)
     text = report(results, command)
     write_report(out_dir or DEFAULT_OUT, "reference", results, text)
     return text

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vograd.benchmarks.speed_common import Timed, compile_timed, flops_of, round_robin
+from vograd.benchmarks.speed.common import Timed, compile_timed, flops_of, round_robin
 
 PAIRS = 8  # "8 parallel tasks": 8 antithetic pairs, 16 unrolls
 HORIZON = 1_000

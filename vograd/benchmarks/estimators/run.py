@@ -1,6 +1,6 @@
 """Estimator-quality benchmark on the toy systems (``vograd bench estimators``).
 
-For each toy system (`vograd.benchmarks.estimator_cases`), a range of horizons T and
+For each toy system (`vograd.benchmarks.estimators.cases`), a range of horizons T and
 truncation windows, and each applicable estimator, measures
 
 - bias: ``cos(E[g], g*)`` and ``||E[g] - g*||`` against the gradient ``g*`` of
@@ -14,7 +14,7 @@ and draws toy versions of Metz et al. (2019) Figures 2-4. Writes
 ``estimators.md`` (the returned string), ``estimators.json`` (the same
 numbers, machine-readable) and the PNGs into ``out_dir``.
 
-    python -m vograd.benchmarks.estimators [--quick] [--out DIR]
+    python -m vograd.benchmarks.estimators.run [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import jax
 import numpy as np
 
 import vograd
-from vograd.benchmarks import estimator_figures as figs
-from vograd.benchmarks import estimator_cases
-from vograd.benchmarks.estimator_quality import Reference, Row, SweepPoint, measure, smoothed_sweep
-from vograd.benchmarks.estimator_report import full_table, sweep_table, training_table, truncated_table
+from vograd.benchmarks.estimators import figures as figs
+from vograd.benchmarks.estimators import cases as estimator_cases
+from vograd.benchmarks.estimators.quality import Reference, Row, SweepPoint, measure, smoothed_sweep
+from vograd.benchmarks.estimators.report import full_table, sweep_table, training_table, truncated_table
 
 DEFAULT_OUT = "runs/bench_estimators"
 
@@ -278,7 +278,7 @@ def main(out_dir: str | os.PathLike | None = None, quick: bool = False) -> str:
         "# Estimator quality on toy systems",
         "",
         f"Command: `vograd bench estimators{' --quick' if quick else ''}` "
-        f"(= `python -m vograd.benchmarks.estimators{' --quick' if quick else ''}`); "
+        f"(= `python -m vograd.benchmarks.estimators.run{' --quick' if quick else ''}`); "
         f"{elapsed:.0f} s ({time.process_time():.0f} s CPU) on {os.cpu_count()} CPU cores "
         f"({platform.processor() or platform.machine()}, load average {load_start:.1f} at the "
         f"start, {os.getloadavg()[0]:.1f} at the end: the machine was shared), "

@@ -1,6 +1,6 @@
 """Where one learned-optimizer inner step spends its time, forward and reverse.
 
-    python -m vograd.benchmarks.profile_lo_step [--downsample 1|2] [--population 8]
+    python -m vograd.benchmarks.optimizer.profile_step [--downsample 1|2] [--population 8]
 
 The Metz 2019 MLP optimizer on the Fashion-MNIST MLP tasks of the ``demo``
 preset (one hidden layer of 32, batch 64, 28x28 or 14x14 inputs), a

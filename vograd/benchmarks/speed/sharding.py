@@ -15,7 +15,7 @@ starts):
   parent checks it against a single-process estimate with the same key. This
   is the multi-host path of docs/performance.md, run on one machine.
 
-    python -m vograd.benchmarks.speed_sharding devices [--quick]
+    python -m vograd.benchmarks.speed.sharding devices [--quick]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _last_json(text: str) -> dict:
 
 
 def _estimator(mesh, task: str, window: int):
-    from vograd.benchmarks.speed_throughput import PAIRS, make_family, make_system
+    from vograd.benchmarks.speed.throughput import PAIRS, make_family, make_system
     from vograd.estimators import EvolutionStrategies
 
     system = make_system(make_family(task))
@@ -63,7 +63,7 @@ def devices_child(rounds: int, task: str, window: int) -> dict:
     import jax
     import numpy as np
 
-    from vograd.benchmarks.speed_common import compile_timed, round_robin
+    from vograd.benchmarks.speed.common import compile_timed, round_robin
     from vograd.sharding import population_mesh
 
     timed, grads = [], {}
@@ -138,7 +138,7 @@ def single_reference(task: str, window: int) -> list:
 def run_devices(rounds: int = 5, task: str = TASK, window: int = WINDOW,
                 timeout: float = 900) -> dict:
     """Returns `devices_child`'s figures, run in a child process with 2 CPU devices."""
-    cmd = [sys.executable, "-m", "vograd.benchmarks.speed_sharding", "devices-child",
+    cmd = [sys.executable, "-m", "vograd.benchmarks.speed.sharding", "devices-child",
            str(rounds), task, str(window)]
     out = subprocess.run(cmd, env=_child_env(2), capture_output=True, text=True,
                          timeout=timeout)
@@ -157,7 +157,7 @@ def run_multihost(rounds: int = 3, task: str = TASK, window: int = WINDOW,
         port = s.getsockname()[1]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "vograd.benchmarks.speed_sharding", "multihost-child", str(i),
+            [sys.executable, "-m", "vograd.benchmarks.speed.sharding", "multihost-child", str(i),
              str(port), task, str(window), str(rounds)],
             env=_child_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)

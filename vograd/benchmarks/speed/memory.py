@@ -26,8 +26,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from vograd.benchmarks.speed_common import Timed, call_once, temp_bytes
-from vograd.benchmarks.speed_throughput import make_family, make_system
+from vograd.benchmarks.speed.common import Timed, call_once, temp_bytes
+from vograd.benchmarks.speed.throughput import make_family, make_system
 
 
 def _estimate_fn(system, window: int, chunk: int | None):

@@ -1,6 +1,6 @@
 """Cost of the learned optimizers' updates against ``optax.adam`` on a ~13k-parameter MLP.
 
-Run: ``.venv/bin/python -m vograd.benchmarks.bench_optimizer_update`` (about a minute on
+Run: ``.venv/bin/python -m vograd.benchmarks.optimizer.update`` (about a minute on
 2 CPU cores). Prints one table; `run` returns its rows for the CLI.
 
 The inner problem is a 784-16-10 ReLU MLP (12,730 parameters, the size of the

@@ -1,9 +1,9 @@
-"""Markdown tables of the speed benchmark (the string `vograd.benchmarks.speed.main` returns)."""
+"""Markdown tables of the speed benchmark (the string `vograd.benchmarks.speed.run.main` returns)."""
 
 from __future__ import annotations
 
-from vograd.benchmarks.speed_common import fmt
-from vograd.benchmarks.speed_throughput import REFERENCE_STEPS_PER_S, REFERENCE_WINDOW
+from vograd.benchmarks.speed.common import fmt
+from vograd.benchmarks.speed.throughput import REFERENCE_STEPS_PER_S, REFERENCE_WINDOW
 
 # The targets: throughput against the reference figures.
 TARGETS = {"quadratic": 3.0, "mlp": 3.0, "conv": 10.0}
@@ -107,7 +107,7 @@ def targets(results: dict) -> list[str]:
 
 
 def optimizer(results: dict) -> list[str]:
-    from vograd.benchmarks.bench_optimizer_update import format_table
+    from vograd.benchmarks.optimizer.update import format_table
 
     rows = results.get("optimizer")
     if rows is None:
@@ -116,7 +116,7 @@ def optimizer(results: dict) -> list[str]:
         "## 2. Learned optimizer cost per inner step",
         "",
         f"784-16-10 MLP ({rows[0]['num_params']:,} parameters), batch 128, one task "
-        "(`vograd/benchmarks/bench_optimizer_update.py`). `update`: one jitted call; `update_scan`: "
+        "(`vograd/benchmarks/optimizer/update.py`). `update`: one jitted call; `update_scan`: "
         "per update inside a `lax.scan`; `step`, `step_scan`: a full training step (loss, "
         "gradient, update, apply). Median microseconds, and the ratio to optax.adam:",
         "",

@@ -21,7 +21,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from vograd.benchmarks.speed_common import Timed, compile_timed, round_robin
+from vograd.benchmarks.speed.common import Timed, compile_timed, round_robin
 
 
 def _system():

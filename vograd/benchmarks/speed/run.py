@@ -19,7 +19,7 @@ Sections (docs/performance.md explains the method and keeps the latest table):
    (`speed_padding`).
 
     vograd bench speed [--quick] [--out DIR]
-    python -m vograd.benchmarks.speed [--quick] [--out DIR]
+    python -m vograd.benchmarks.speed.run [--quick] [--out DIR]
 
 ``quick`` (~1 minute on 2 cores, the smoke test) runs sections 1, 3 and 4 on
 the quadratic only, with small sizes; the full run takes ~20 minutes.
@@ -32,9 +32,11 @@ import argparse
 import dataclasses
 import datetime
 
-from vograd.benchmarks import speed_memory, speed_report, speed_throughput
-from vograd.benchmarks.speed_common import load_average, machine, matmul_peak, write_report
-from vograd.benchmarks.speed_throughput import Case
+from vograd.benchmarks.speed import memory as speed_memory
+from vograd.benchmarks.speed import report as speed_report
+from vograd.benchmarks.speed import throughput as speed_throughput
+from vograd.benchmarks.speed.common import load_average, machine, matmul_peak, write_report
+from vograd.benchmarks.speed.throughput import Case
 
 DEFAULT_OUT = "runs/bench_speed"
 
@@ -84,6 +86,22 @@ QUICK = Config(
 )
 
 
+# One accelerator, under ~5 minutes: sections 1 (every task and window), 2, 3 and 4;
+# not 5 (it needs two devices of one kind) or 6 (a CPU compile-time question).
+GPU = Config(
+    quick=False,
+    throughput={"quadratic": {10: ALL, 50: ALL}, "mlp": {10: ALL, 50: ALL},
+                "conv": {10: ALL, 50: (("PES", None),)}},
+    rounds={"quadratic": 5, "mlp": 5, "conv": 3},
+    memory=(10_000, 100, (10, 100, 1_000, 10_000), (10, 100, 1_000)),
+    optimizer={"repeats": 10, "rounds": 5, "scan_steps": 20},
+    sharding=False,
+    peak_size=4096,
+)
+
+PRESETS = {"full": FULL, "quick": QUICK, "gpu": GPU}
+
+
 def measure(config: Config, log=print) -> dict:
     """Returns every figure of one run (JSON-serializable)."""
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -99,21 +117,21 @@ def measure(config: Config, log=print) -> dict:
             speed_throughput.run_task(task, cases, config.rounds[task], log=log))
     if config.optimizer is not None:
         log("learned optimizer cost per step")
-        from vograd.benchmarks import bench_optimizer_update
+        from vograd.benchmarks.optimizer import update as bench_optimizer_update
 
         results["optimizer"] = bench_optimizer_update.run(**config.optimizer)
     log("memory: reparameterization gradient vs window")
     max_window, chunk, windows, timed = config.memory
     results["memory"] = speed_memory.run(max_window, chunk, windows, timed, log=log)
     if config.sharding:
-        from vograd.benchmarks import speed_sharding
+        from vograd.benchmarks.speed import sharding as speed_sharding
 
         log("sharding: 2 devices")
         results["sharding"] = speed_sharding.run_devices()
         log("sharding: 2 processes (jax.distributed)")
         results["multihost"] = speed_sharding.run_multihost()
     if config.padding:
-        from vograd.benchmarks import speed_padding
+        from vograd.benchmarks.speed import padding as speed_padding
 
         log("padding: compiled window sizes")
         results["padding"] = speed_padding.run(log=log)
@@ -122,11 +140,15 @@ def measure(config: Config, log=print) -> dict:
     return results
 
 
-def main(out_dir: str | None = None, quick: bool = False) -> str:
-    """Runs the benchmark; returns its markdown report (also written to ``out_dir``)."""
-    config = QUICK if quick else FULL
+def main(out_dir: str | None = None, quick: bool = False, preset: str | None = None) -> str:
+    """Runs the benchmark (``preset``: a name of `PRESETS`, else ``quick`` picks QUICK or
+    FULL); returns its markdown report (also written to ``out_dir``)."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+    config = PRESETS[preset] if preset is not None else (QUICK if quick else FULL)
     results = measure(config)
-    command = "vograd bench speed" + (" --quick" if quick else "")
+    command = ("python -m vograd.benchmarks.speed.run --preset " + preset if preset is not None
+               else "vograd bench speed" + (" --quick" if quick else ""))
     text = speed_report.report(results, command)
     write_report(out_dir or DEFAULT_OUT, "speed", results, text)
     return text
@@ -135,6 +157,8 @@ def main(out_dir: str | None = None, quick: bool = False) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="full, quick (= --quick) or gpu (one accelerator, ~5 minutes)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    print(main(out_dir=args.out, quick=args.quick))
+    print(main(out_dir=args.out, quick=args.quick, preset=args.preset))

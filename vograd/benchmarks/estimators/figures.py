@@ -23,7 +23,7 @@ import optax
 
 import vograd
 from vograd import plotting
-from vograd.benchmarks.estimator_quality import SweepPoint
+from vograd.benchmarks.estimators.quality import SweepPoint
 from vograd.tasks.toys import InfluenceBalancing, Momentum1D
 from vograd.tasks.toys.momentum_1d import GLOBAL_MINIMUM, LOCAL_MINIMUM, inner_loss
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import vograd
-from vograd.benchmarks.estimator_quality import Reference
+from vograd.benchmarks.estimators.quality import Reference
 from vograd.tasks.toys import InfluenceBalancing, LinearQuadratic, Lorenz, Momentum1D, QuadraticLearningRate
 
 Tree = Any
