@@ -23,12 +23,14 @@ from dataclasses import replace
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from vograd.recipes import metz2019
 from vograd.recipes.config import Evaluation, Problem, Truncation
-from vograd.recipes.evaluation import InnerSchedule, inner_curves
+from vograd.recipes.evaluation import InnerSchedule, grid_curves, inner_curves
 
 HORIZON = 200
 EVAL_EVERY = 20
@@ -80,21 +82,46 @@ def _test_curves(family, lopt, theta, tasks, keys: PRNGKeyArray, schedule: Inner
     return jax.vmap(run)(tasks, keys)
 
 
+def _held_out(config: metz2019.Metz2019, seed: int):
+    """Returns ``(family, tasks [T], keys [T], schedule)`` of the held-out score."""
+    family = config.problem.family("test")
+    ev = config.evaluation
+    key = jax.random.key(10_000 + seed)
+    tasks = jax.vmap(family.sample)(jax.random.split(key, ev.num_tasks))
+    keys = jax.random.split(jax.random.fold_in(key, 1), ev.num_tasks)
+    return family, tasks, keys, InnerSchedule(config.horizon, ev.eval_every, ev.eval_batches)
+
+
 def held_out_loss(config: metz2019.Metz2019, theta, *, seed: int = 0) -> float:
     """Returns ``mean_{t, e} test_loss[t, e]``: the test loss of ``theta``'s optimizer,
     averaged over ``config.evaluation.num_tasks`` held-out tasks (test class pool, seeds
     ``10_000 + seed``) and the ``horizon / eval_every`` evaluations of one full episode;
     ``inf`` when any run diverged. Lower is better.
     """
-    family = config.problem.family("test")
-    ev = config.evaluation
-    key = jax.random.key(10_000 + seed)
-    tasks = jax.vmap(family.sample)(jax.random.split(key, ev.num_tasks))
-    keys = jax.random.split(jax.random.fold_in(key, 1), ev.num_tasks)
-    schedule = InnerSchedule(config.horizon, ev.eval_every, ev.eval_batches)
+    family, tasks, keys, schedule = _held_out(config, seed)
     curves = np.asarray(_test_curves(family, metz2019.learned_optimizer(config), theta, tasks,
                                      keys, schedule))
     return float(np.mean(curves)) if np.all(np.isfinite(curves)) else float("inf")
+
+
+def _adam(hparams) -> optax.GradientTransformation:
+    return optax.adam(hparams["learning_rate"])
+
+
+def adam_reference(config: metz2019.Metz2019, learning_rates=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+                   *, seed: int = 0) -> dict:
+    """Returns ``{"score", "learning_rate", "scores"}``: `held_out_loss`'s score of Adam on
+    the same tasks, inner initialisations and batches, at the learning rate (of
+    ``learning_rates``) with the lowest score, i.e. tuned on the held-out score itself
+    (the paper's dashed "learning rate tuned Adam" line)."""
+    family, tasks, keys, schedule = _held_out(config, seed)
+    grid = {"learning_rate": jnp.asarray(learning_rates, jnp.float32)}
+    _, test = grid_curves(family, _adam, grid, tasks, keys[:, None], schedule)
+    test = np.asarray(test)  # [G, T, 1, E]
+    scores = [float(np.mean(c)) if np.all(np.isfinite(c)) else float("inf") for c in test]
+    best = int(np.argmin(scores))
+    return {"score": scores[best], "learning_rate": float(learning_rates[best]),
+            "scores": [finite_or_none(x) for x in scores]}
 
 
 def finite_or_none(x: float) -> float | None:
@@ -102,4 +129,4 @@ def finite_or_none(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-__all__ = ["FULL", "HORIZON", "PROBLEM", "TINY", "base", "finite_or_none", "held_out_loss"]
+__all__ = ["FULL", "adam_reference", "HORIZON", "PROBLEM", "TINY", "base", "finite_or_none", "held_out_loss"]
