@@ -119,8 +119,8 @@ def plot(path: Path, curves: list[dict], adam: float):
     left.legend()
     right.set_yscale("log")
     right.set_xlabel("outer step")
-    right.set_ylabel("outer loss of the step's window (training tasks)")
-    right.set_title("Outer loss per step (noisy: 4 pairs, growing window)")
+    right.set_ylabel("outer loss of the step's window (train-pool tasks)")
+    right.set_title("Outer loss per step (jumps: a new 200-step episode starts)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.tight_layout()
