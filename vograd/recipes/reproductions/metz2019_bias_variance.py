@@ -253,8 +253,8 @@ def judge(variance: list[dict], bias: list[dict]) -> list[dict]:
          "evidence": f"var_es x{grow_es:.3g} over the same lengths"},
         {"claim": "the merge shifts weight to ES for long unrolls",
          "supported": bool(hi["weight_es_ci"][0] > lo["weight_es_ci"][1]),
-         "evidence": f"mean ES weight {lo['weight_es']:.3f} at T={lo['length']} -> "
-                     f"{hi['weight_es']:.3f} at T={hi['length']}"},
+         "evidence": f"mean ES weight {lo['weight_es']:.1e} at T={lo['length']} -> "
+                     f"{hi['weight_es']:.1e} at T={hi['length']}"},
         {"claim": "short truncations are biased (at a fixed inner-step budget)",
          "supported": bool(short["relative_error_ci"][0] > long["relative_error_ci"][1]),
          "evidence": f"relative error to the full episode {short['relative_error']:.3f} at "
@@ -297,8 +297,8 @@ def plot(path: Path, results: dict):
                       label=f"{name} theta")
     var_ax.set(xscale="log", yscale="log", xlabel="unroll length T (inner steps from step 0)",
                ylabel="total variance per pair", title="Estimator variance (paper: Fig. 4)")
-    w_ax.set(xscale="log", xlabel="unroll length T", ylabel="mean per-element ES weight",
-             title="Merge weight on ES", ylim=(-0.02, 1.02))
+    w_ax.set(xscale="log", yscale="log", xlabel="unroll length T",
+             ylabel="mean per-element ES weight", title="Merge weight on ES (1 = all ES)")
     for (name, rows), ls in zip(results["bias"].items(), ("-", "--")):
         rows = [r for r in rows if r["relative_error"] is not None]
         if not rows:
@@ -341,8 +341,8 @@ def report(results: dict) -> str:
                   "| T | var rp | var es | mean ES weight |", "|---|---|---|---|"]
         lines += [f"| {r['length']} | {r['var_rp']:.3g} [{r['var_rp_ci'][0]:.3g}, "
                   f"{r['var_rp_ci'][1]:.3g}] | {r['var_es']:.3g} [{r['var_es_ci'][0]:.3g}, "
-                  f"{r['var_es_ci'][1]:.3g}] | {r['weight_es']:.3f} [{r['weight_es_ci'][0]:.3f}, "
-                  f"{r['weight_es_ci'][1]:.3f}] |" for r in rows if "length" in r]
+                  f"{r['var_es_ci'][1]:.3g}] | {r['weight_es']:.1e} [{r['weight_es_ci'][0]:.1e}, "
+                  f"{r['weight_es_ci'][1]:.1e}] |" for r in rows if "length" in r]
         lines.append("")
     for name, rows in results["bias"].items():
         if rows[0]["relative_error"] is None:
