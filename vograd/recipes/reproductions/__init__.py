@@ -20,6 +20,9 @@ _MODULES: dict[str, str] = {
     "andrychowicz2016-mnist": "vograd.recipes.reproductions.andrychowicz2016_mnist",
     "metz2020-implicit-regularization":
         "vograd.recipes.reproductions.metz2020_implicit_regularization",
+    "metz2019-ablations": "vograd.recipes.reproductions.metz2019_ablations",
+    "metz2019-outer-curves": "vograd.recipes.reproductions.metz2019_outer_curves",
+    "metz2019-bias-variance": "vograd.recipes.reproductions.metz2019_bias_variance",
 }
 
 

@@ -39,7 +39,7 @@ from jaxtyping import Float
 from scipy import stats
 
 from vograd import plotting
-from vograd.benchmarks.estimator_quality import flat_samples
+from vograd.benchmarks.estimators.quality import flat_samples
 from vograd.estimators.reduce import VARIANCE_FLOOR
 from vograd.recipes import metz2019
 from vograd.recipes import run as runs
