@@ -40,6 +40,11 @@ class Reproduction:
     run: Callable[[Path, Size, int, bool], dict]
     min_seeds: int = 3
 
+    def report_header(self, command: str) -> list[str]:
+        """Returns the first lines of a ``report.md``: title, claim, scale and ``command``."""
+        return [f"# {self.name}: {self.paper}, {self.figure}", "", f"**Claim.** {self.claim}", "",
+                f"**Scale.** {self.scale}", "", f"**Command.** `{command}`", ""]
+
     def __post_init__(self):
         if not self.name or not self.name.replace("-", "").isalnum():
             raise ValueError(f"a reproduction's name must be alphanumeric with dashes, got {self.name!r}")

@@ -201,12 +201,10 @@ def plot(path: Path, scores: dict[str, list], paired: dict[str, dict]):
 
 def report(results: dict) -> str:
     """Returns report.md: claim, command, table, sub-claims and verdict."""
-    lines = [f"# {REPRODUCTION.name}: {REPRODUCTION.paper}, {REPRODUCTION.figure}", "",
-             f"**Claim.** {REPRODUCTION.claim}", "", f"**Scale.** {REPRODUCTION.scale}", "",
-             f"**Command.** `vograd reproduce {REPRODUCTION.name} --size {results['size']} "
-             f"--seeds {results['seeds']}`", "",
-             "| arm | outer steps | inner steps | score per seed | mean [95% CI] | "
-             "arm - full [95% CI] |", "|---|---|---|---|---|---|"]
+    lines = REPRODUCTION.report_header(f"vograd reproduce {REPRODUCTION.name} --size "
+                                       f"{results['size']} --seeds {results['seeds']}") + [
+        "| arm | outer steps | inner steps | score per seed | mean [95% CI] | "
+        "arm - full [95% CI] |", "|---|---|---|---|---|---|"]
     for arm, per_seed in results["arms"].items():
         vals = ", ".join("diverged" if r["score"] is None else f"{r['score']:.3f}" for r in per_seed)
         diff = "" if arm == "full" else confidence.format_interval(results["paired"][arm])

@@ -331,9 +331,8 @@ def plot(path: Path, results: dict):
 
 def report(results: dict) -> str:
     """Returns report.md."""
-    lines = [f"# {REPRODUCTION.name}: {REPRODUCTION.paper}, {REPRODUCTION.figure}", "",
-             f"**Claim.** {REPRODUCTION.claim}", "", f"**Scale.** {REPRODUCTION.scale}", "",
-             f"**Command.** `vograd reproduce {REPRODUCTION.name} --size {results['size']}`", ""]
+    lines = REPRODUCTION.report_header(
+        f"vograd reproduce {REPRODUCTION.name} --size {results['size']}")
     for name, rows in results["variance"].items():
         rows = [r for r in rows if r["var_rp"] is not None] or [{"samples": 0}]
         lines += [f"Variance against unroll length, {name} theta ({rows[0]['samples']} pairs "

@@ -132,11 +132,9 @@ def report(results: dict) -> str:
     """Returns report.md."""
     steps = results["curves"][0]["steps"]
     head = "| init | " + " | ".join(f"step {k}" for k in steps) + " | skipped |"
-    lines = [f"# {REPRODUCTION.name}: {REPRODUCTION.paper}, {REPRODUCTION.figure}", "",
-             f"**Claim.** {REPRODUCTION.claim}", "", f"**Scale.** {REPRODUCTION.scale}", "",
-             f"**Command.** `vograd reproduce {REPRODUCTION.name} --size {results['size']} "
-             f"--seeds {results['seeds']}`", "", "Held-out score (lower is better):", "",
-             head, "|" + "---|" * (len(steps) + 2)]
+    lines = REPRODUCTION.report_header(f"vograd reproduce {REPRODUCTION.name} --size "
+                                       f"{results['size']} --seeds {results['seeds']}") + [
+        "Held-out score (lower is better):", "", head, "|" + "---|" * (len(steps) + 2)]
     for s, c in enumerate(results["curves"]):
         vals = " | ".join("diverged" if v is None else f"{v:.3f}" for v in c["loss"])
         lines.append(f"| {s} | {vals} | {c['skipped']} |")
