@@ -22,6 +22,7 @@ from vograd import checkpoint as ckpt
 from vograd import metrics
 from vograd.estimators.base import Estimator, EstimatorState
 from vograd.estimators.config import window_length
+from vograd.estimators.sampled import SampledEstimator
 from vograd.guards import check_system
 from vograd.interrupt import StopOnSignal
 from vograd.lock import one_writer
@@ -306,7 +307,11 @@ def _train(system, estimator, optimizer, num_steps, key, *, schedule, checkpoint
                 size = bucket(window, chunk=chunk, maximum=horizon, minimum=min_bucket)
                 if size not in estimators:
                     estimators[size] = _with_window(estimator, size)
-                est, length = estimators[size], window_length(window, size)
+                est = estimators[size]
+                # vograd's own estimators take a host-checked length (no run-time check, so
+                # the step is cacheable across processes); any other gets a plain int32.
+                length = (window_length(window, size) if isinstance(est, SampledEstimator)
+                          else jnp.asarray(window, jnp.int32))
             theta, opt_state, est_state, diag, flags = _outer_step(
                 system, est, optimizer, theta, opt_state, est_state, k_step, length
             )

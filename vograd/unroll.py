@@ -10,6 +10,14 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from vograd.system import State, Theta, UnrolledSystem
 
 
+class WindowLength(eqx.Module):
+    """A dynamic window length already checked against its window on the host
+    (`vograd.estimators.config.window_length`); `vograd.train` passes one to
+    ``estimate``. `unroll` takes it like an int, so an estimator may pass it on as is."""
+
+    value: Int[Array, ""]
+
+
 class Particle(eqx.Module):
     """One episode in progress: the inner ``state`` after ``t`` steps.
 
@@ -62,7 +70,7 @@ def unroll(
     key: PRNGKeyArray,
     num_steps: int,
     *,
-    length: int | Int[Array, ""] | None = None,
+    length: int | Int[Array, ""] | WindowLength | None = None,
     chunk: int | None = None,
     unroll: int | bool = 1,
     population_axis: str | None = None,
@@ -96,6 +104,8 @@ def unroll(
         raise ValueError(
             f"chunk ({chunk}) must be a positive divisor of num_steps ({num_steps})"
         )
+    if isinstance(length, WindowLength):
+        length = length.value
     length = jnp.asarray(num_steps if length is None else length, dtype=jnp.int32)
     loss_dtype = jnp.result_type(float)
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 from vograd.system import UnrolledSystem
+from vograd.unroll import WindowLength
 
 WEIGHTINGS = ("per_element", "total")
 
@@ -72,12 +73,6 @@ def resolve_window(window: int | None, chunk: int | None, system: UnrolledSystem
     if window > horizon:
         raise ValueError(f"window ({window}) must be <= the system's horizon ({horizon})")
     return window
-
-
-class WindowLength(eqx.Module):
-    """A dynamic window length already checked against its window (make it with `window_length`)."""
-
-    value: Int[Array, ""]
 
 
 Length = int | Int[Array, ""] | WindowLength | None
