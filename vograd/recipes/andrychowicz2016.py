@@ -28,15 +28,16 @@ class Andrychowicz2016:
     """One training run: ``num_particles`` optimizee runs of ``horizon`` steps, windows of 20."""
 
     problem: Problem = Problem("quadratic")
-    outer: str = "train"
-    horizon: int = 100
-    num_particles: int = 8
+    outer: str = "train"  # outer objective: inner training loss (train) or validation loss (valid)
+    horizon: int = 100  # inner steps per optimizee run
+    num_particles: int = 8  # optimizee runs per outer update (truncated backprop through each)
     truncation: Truncation = Truncation(fixed=20)
-    outer_steps: int = 2_000
-    outer_lr: float = 1e-3
+    outer_steps: int = 2_000  # outer updates
+    outer_lr: float = 1e-3  # outer Adam learning rate
+    # clip each outer-gradient element to this magnitude (None: no clipping)
     clip_value: float | None = None
-    preprocess_p: float = 10.0
-    checkpoint_every: int = 100
+    preprocess_p: float = 10.0  # the paper's gradient preprocessing constant p
+    checkpoint_every: int = 100  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation(
         num_tasks=20, num_seeds=2, inner_steps=100, eval_every=10, eval_batches=1,
         random_search=0, generalization=False,

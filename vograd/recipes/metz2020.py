@@ -24,15 +24,16 @@ class Metz2020:
     """One training run; ``sigma`` is the PES perturbation standard deviation."""
 
     problem: Problem = Problem("mlp", "fashion_mnist", hidden=(32, 32), batch_size=128)
-    outer: str = "train"
-    horizon: int = 10_000
-    num_pairs: int = 64
-    sigma: float = 0.01
+    outer: str = "train"  # outer objective: inner training loss (train) or validation loss (valid)
+    horizon: int = 10_000  # inner steps per episode
+    num_pairs: int = 64  # antithetic PES pairs per outer update
+    sigma: float = 0.01  # PES perturbation standard deviation
     truncation: Truncation = Truncation(fixed=50)
-    outer_steps: int = 10_000
-    outer_lr: float = 3e-5
+    outer_steps: int = 10_000  # outer updates
+    outer_lr: float = 3e-5  # outer Adam learning rate
+    # clip each outer-gradient element to this magnitude (None: no clipping)
     clip_value: float | None = 0.1
-    checkpoint_every: int = 100
+    checkpoint_every: int = 100  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation()
 
 
