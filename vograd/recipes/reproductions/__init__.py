@@ -68,7 +68,9 @@ def reproduce(name: str, out_dir: str | Path, size: Size = "full", seeds: int | 
         if previous != started:
             raise UsageError(f"{out} holds a run of {previous}, not {started}; use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(started) + "\n")
+    from vograd.recipes.reproductions import common
+
+    common.write_json(marker, started, indent=None)
     results = reproduction.run(out, size, seeds, progress)
     if results.get("verdict") not in VERDICTS:  # the docs' tables rely on one of these
         raise RuntimeError(f"{name}: verdict {results.get('verdict')!r} not in {VERDICTS}")

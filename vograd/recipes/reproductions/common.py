@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vograd.checkpoint import atomic_write
 from vograd.recipes.evaluation import InnerSchedule, grid_curves, log_grid, selection_score
 
 # The hand-designed baselines of Andrychowicz et al. (2016), Figures 2 and 4: each is a
@@ -146,8 +147,9 @@ def outer_loss_curve(history: list[dict], bins: int = 20) -> tuple[np.ndarray, n
     return (np.array([b[-1] + 1 for b in blocks]), np.array([np.nanmean(loss[b]) for b in blocks]))
 
 
-def write_json(path: Path, obj: dict) -> None:
-    """Writes ``obj`` as indented JSON (NaN/inf as strings: JSON has no such numbers)."""
+def write_json(path: Path, obj: dict, indent: int | None = 1) -> None:
+    """Writes ``obj`` as JSON (NaN/inf as strings: JSON has no such numbers), atomically: an
+    interrupted write never leaves a truncated file that a rerun would trust."""
     def clean(x):
         if isinstance(x, dict):
             return {str(k): clean(v) for k, v in x.items()}
@@ -161,7 +163,17 @@ def write_json(path: Path, obj: dict) -> None:
             return clean(x.tolist())
         return x
 
-    Path(path).write_text(json.dumps(clean(obj), indent=1) + "\n")
+    atomic_write(path, (json.dumps(clean(obj), indent=indent) + "\n").encode())
+
+
+def json_stage(path: Path, compute: Callable[[], dict | list]) -> dict | list:
+    """Returns the JSON at ``path``, computing it and writing it (`write_json`) first if the
+    file is missing: a resumable stage whose result is JSON rather than arrays (`stage`)."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, compute(), indent=2)
+    return json.loads(path.read_text())
 
 
 def curves_figure(panels: list[tuple[str, np.ndarray, dict[str, np.ndarray]]], path: Path,
@@ -226,7 +238,7 @@ def publish(out_dir: Path, name: str, docs_root: Path | None = None) -> Path:
 
 
 __all__ = ["BASELINES", "compare_to_baselines", "curves_figure", "fmt_ci", "learned_curves",
-           "log_grid", "mean_ci", "outer_loss_curve", "outer_train_lstm", "publish",
+           "json_stage", "log_grid", "mean_ci", "outer_loss_curve", "outer_train_lstm", "publish",
            "sample_tasks", "stage", "tuned_baselines", "write_json"]
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from vograd import plotting
 from vograd.recipes import run as runs
-from vograd.recipes.reproductions import confidence, metz2019_scale, metz2019_training
+from vograd.recipes.reproductions import common, confidence, metz2019_scale, metz2019_training
 from vograd.recipes.reproductions.base import Reproduction
 
 # Fixed windows of the truncation arms (inner steps), per size. The paper's
@@ -104,7 +104,7 @@ def run_arm(out: Path, size: str, arm: str, seed: int, progress: bool) -> dict:
         "inner_steps": int(sum(r["window"] for r in rows)),
         "train_seconds": float(sum(r["step_time"] for r in rows)),
     }
-    done.write_text(json.dumps(record, indent=2))
+    common.write_json(done, record, indent=2)
     return record
 
 
@@ -234,9 +234,9 @@ def run(out_dir: Path, size: str = "full", seeds: int = 3, progress: bool = True
         "arms": arms, "summary": {arm: confidence.mean_interval(v) for arm, v in scores.items()},
         "paired": paired, "claims": claims, "verdict": verdict,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot(out / "ablations.png", scores, paired)
+    common.write_json(out / "results.json", results, indent=2)
     (out / "report.md").write_text(report(results))
+    plot(out / "ablations.png", scores, paired)
     return results
 
 

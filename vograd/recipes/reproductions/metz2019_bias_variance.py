@@ -27,7 +27,6 @@ and run with the dynamic ``length``:
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from vograd.estimators.reduce import VARIANCE_FLOOR
 from vograd.recipes import metz2019
 from vograd.recipes import run as runs
 from vograd.recipes.config import Truncation
-from vograd.recipes.reproductions import metz2019_scale, metz2019_training
+from vograd.recipes.reproductions import common, metz2019_scale, metz2019_training
 from vograd.recipes.reproductions.base import Reproduction
 
 # Per size: unroll lengths for the variance sweep, truncations for the bias
@@ -200,13 +199,6 @@ def bias_sweep(system, est, theta, truncations, repeats: int, key) -> list[dict]
             "var_rp": total_variance(rp), "var_es": total_variance(es),
         })
     return rows
-
-
-def _cached(path: Path, compute) -> list | dict:
-    """Returns the JSON at ``path``, computing and writing it first when missing."""
-    if not path.exists():
-        path.write_text(json.dumps(compute(), indent=2))
-    return json.loads(path.read_text())
 
 
 def logged(run_dir: Path) -> dict:
@@ -390,17 +382,17 @@ def run(out_dir: Path, size: str = "full", seeds: int = 3, progress: bool = True
     for name, theta in thetas.items():
         if progress:
             print(f"[metz2019-bias-variance] {name} theta: variance and bias sweeps", flush=True)
-        variance[name] = _cached(out / f"variance_{name}.json", lambda: variance_sweep(
+        variance[name] = common.json_stage(out / f"variance_{name}.json", lambda: variance_sweep(
             system, est, theta, s["lengths"], s["var_repeats"], key))
-        bias[name] = _cached(out / f"bias_{name}.json", lambda: bias_sweep(
+        bias[name] = common.json_stage(out / f"bias_{name}.json", lambda: bias_sweep(
             system, est, theta, s["truncations"], s["bias_repeats"], jax.random.fold_in(key, 1)))
     claims = {name: judge(variance[name], bias[name]) for name in thetas}
     results = {"name": REPRODUCTION.name, "size": size, "horizon": system.horizon,
                "variance": variance, "bias": bias, "logged": logged(train_dir),
                "claims": claims, "verdict": verdict(claims)}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot(out / "bias_variance.png", results)
+    common.write_json(out / "results.json", results, indent=2)
     (out / "report.md").write_text(report(results))
+    plot(out / "bias_variance.png", results)
     return results
 
 

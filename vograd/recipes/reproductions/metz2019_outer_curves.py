@@ -22,7 +22,7 @@ import numpy as np
 
 from vograd import plotting
 from vograd.recipes import run as runs
-from vograd.recipes.reproductions import confidence, metz2019_scale, metz2019_training
+from vograd.recipes.reproductions import common, confidence, metz2019_scale, metz2019_training
 from vograd.recipes.reproductions.base import Reproduction
 
 # (outer steps, evaluation every) per size.
@@ -55,7 +55,7 @@ def curve(out: Path, size: str, seed: int, progress: bool) -> dict:
                  metz2019_training.train(c, run_dir, seed, num_steps=step))
         points[str(step)] = metz2019_scale.finite_or_none(metz2019_scale.held_out_loss(c, theta))
         run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"points": points}, indent=2))
+        common.write_json(path, {"points": points}, indent=2)
     rows = runs.read_metrics(run_dir)
     steps = sorted(int(k) for k in points)
     return {"steps": steps, "loss": [points[str(k)] for k in steps],
@@ -154,18 +154,15 @@ def run(out_dir: Path, size: str = "full", seeds: int = 3, progress: bool = True
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     curves = [curve(out, size, s, progress) for s in range(seeds)]
-    adam_path = out / "adam.json"
-    if not adam_path.exists():
-        adam_path.write_text(json.dumps(metz2019_scale.adam_reference(config(size)), indent=2))
-    adam = json.loads(adam_path.read_text())
+    adam = common.json_stage(out / "adam.json", lambda: metz2019_scale.adam_reference(config(size)))
     verdict, claims = judge(curves, adam["score"])
     per_step = [confidence.mean_interval([c["loss"][i] for c in curves])
                 for i in range(len(curves[0]["steps"]))]
     results = {"name": REPRODUCTION.name, "size": size, "seeds": seeds, "curves": curves,
                "per_step": per_step, "adam": adam, "claims": claims, "verdict": verdict}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot(out / "outer_curves.png", curves, adam["score"])
+    common.write_json(out / "results.json", results, indent=2)
     (out / "report.md").write_text(report(results))
+    plot(out / "outer_curves.png", curves, adam["score"])
     return results
 
 

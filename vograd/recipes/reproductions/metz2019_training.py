@@ -27,6 +27,7 @@ import vograd
 import vograd.outer
 from vograd import checkpoint
 from vograd.recipes import config as cfg
+from vograd.recipes.reproductions import common
 from vograd.recipes import metz2019
 
 
@@ -65,7 +66,7 @@ def train(config: metz2019.Metz2019, run_dir: str | Path, seed: int, *,
     if path.exists() and json.loads(path.read_text())["config"] != json.loads(
             json.dumps(record["config"])):
         raise ValueError(f"{out} holds a run of another configuration; use another directory")
-    path.write_text(json.dumps(record, indent=2))
+    common.write_json(path, record, indent=2)
     system, estimator, optimizer = _pieces(config)
     steps = config.outer_steps if num_steps is None else num_steps
     result = vograd.train(
