@@ -101,15 +101,19 @@ def save_arrays(directory: str | os.PathLike, digest: str, arrays: dict[str, np.
     return path
 
 
-def load(directory: str | os.PathLike, digest: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Returns the cached ``(train, test)`` curves, or None (missing or unreadable entry)."""
-    arrays = load_arrays(directory, digest, ("train", "test"))
-    return None if arrays is None else (arrays["train"], arrays["test"])
-
-
-def save(directory: str | os.PathLike, digest: str, train: np.ndarray, test: np.ndarray) -> Path:
-    """Returns the file written atomically with the ``(train, test)`` curves."""
-    return save_arrays(directory, digest, {"train": train, "test": test})
+def cached(directory: str | os.PathLike | None, digest: str, names: tuple[str, ...],
+           compute) -> tuple[dict[str, np.ndarray], bool]:
+    """Returns ``(arrays, hit)``: entry ``digest``'s arrays ``names`` from ``directory`` when
+    it holds them (``hit``), else ``compute()``'s (a dict of those names), saved there first.
+    ``directory`` None: always computed, nothing read or written."""
+    if directory is not None:
+        arrays = load_arrays(directory, digest, names)
+        if arrays is not None:
+            return arrays, True
+    arrays = {n: np.asarray(a) for n, a in compute().items()}
+    if directory is not None:
+        save_arrays(directory, digest, arrays)
+    return arrays, False
 
 
 def file_digest(*paths: str | os.PathLike) -> str:

@@ -91,17 +91,14 @@ def evaluate_family(family, lopt, theta, ev: Evaluation, num_steps: int, key, ou
     for i, (name, (make, grid_fn)) in enumerate(runs.items()):
         bar.set_postfix_str(name)
         grid = grid_fn(ev, jax.random.fold_in(k_search, i))
-        cached, digest = None, None
-        if cache_dir is not None and name in factories:
-            digest = curve_cache.key(name, family, grid, tasks, keys, schedule, num_steps)
-            cached = curve_cache.load(cache_dir, digest)
-        if cached is not None:
-            train, test = cached
+        where = cache_dir if name in factories else None  # the learned optimizer: never cached
+        digest = None if where is None else curve_cache.key(
+            name, family, grid, tasks, keys, schedule, num_steps)
+        arrays, hit = curve_cache.cached(where, digest, ("train", "test"), lambda: dict(
+            zip(("train", "test"), grid_curves(family, make, grid, tasks, keys, schedule))))
+        train, test = arrays["train"], arrays["test"]
+        if hit:
             log.info("%s: %s: curves from the cache %s", title, name, cache_dir)
-        else:
-            train, test = (np.asarray(x) for x in grid_curves(family, make, grid, tasks, keys, schedule))
-            if digest is not None:
-                curve_cache.save(cache_dir, digest, train, test)
         by_train, by_test = select(train, test, "train"), select(train, test, "test")
         curves[name] = (by_train.train, by_test.test)
         point = jax.tree.map(lambda x: x[int(by_train.best[0])], grid)

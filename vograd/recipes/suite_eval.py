@@ -112,15 +112,11 @@ _RUN_ARRAYS = ("train", "test", "dead", "norm")
 
 def _cached_runs(cache_dir, name, family, make, grid, task, keys, schedule):
     """Returns `_runs`, from ``cache_dir`` when it holds this exact computation (`curve_cache`)."""
-    if cache_dir is None:
-        return _runs(family, make, grid, task, keys, schedule)
-    digest = curve_cache.key("suite:" + name, family, grid, task, keys, schedule, schedule.num_steps)
-    hit = curve_cache.load_arrays(cache_dir, digest, _RUN_ARRAYS)
-    if hit is not None:
-        return [hit[n] for n in _RUN_ARRAYS]
-    runs = _runs(family, make, grid, task, keys, schedule)
-    curve_cache.save_arrays(cache_dir, digest, dict(zip(_RUN_ARRAYS, runs)))
-    return runs
+    digest = None if cache_dir is None else curve_cache.key(
+        "suite:" + name, family, grid, task, keys, schedule, schedule.num_steps)
+    arrays, _ = curve_cache.cached(cache_dir, digest, _RUN_ARRAYS, lambda: dict(
+        zip(_RUN_ARRAYS, _runs(family, make, grid, task, keys, schedule))))
+    return [arrays[n] for n in _RUN_ARRAYS]
 
 
 def run_suite(learned: dict[str, optax.GradientTransformation], tasks: tuple[SuiteTask, ...], *,
