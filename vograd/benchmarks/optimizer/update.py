@@ -1,11 +1,14 @@
-"""Cost of the learned optimizers' updates against ``optax.adam`` on a ~13k-parameter MLP.
+"""Cost of the learned optimizers' updates against ``optax.adam`` on a 784-H-10 MLP.
 
 Run: ``.venv/bin/python -m vograd.benchmarks.optimizer.update`` (about a minute on
-2 CPU cores). Prints one table; `run` returns its rows for the CLI.
+2 CPU cores; ``--hidden 128`` for the ~100k-parameter size of the default
+optimizer's step-cost target). Prints one table; `run` returns its rows for the CLI.
 
-The inner problem is a 784-16-10 ReLU MLP (12,730 parameters, the size of the
-reference's "image MLP, 13k parameters") with softmax cross-entropy on one
-fixed batch of 128 synthetic 28x28 inputs: the data do not change the cost.
+The inner problem is a 784-H-10 ReLU MLP (H = 16: 12,730 parameters, the size of the
+reference's "image MLP, 13k parameters"; H = 128: 101,770) with softmax cross-entropy
+on one fixed batch of 128 synthetic 28x28 inputs: the data do not change the cost.
+The shipped default (`vograd.tasks.pretrained.load()`) is timed with its trained
+theta, the others with a random one.
 
 Four timings per optimizer, each the median over ``rounds x repeats`` calls of a
 jitted function (``block_until_ready`` after each), the optimizers interleaved
@@ -30,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vograd.tasks import pretrained
 from vograd.tasks.optimizers import HierarchicalOptimizer, LSTMOptimizer, MLPOptimizer
 
 HIDDEN = 16
@@ -38,16 +42,16 @@ CLASSES = 10
 BATCH = 128
 
 
-def mlp_params(key) -> dict:
-    """Returns the benchmark MLP's parameters (784-16-10, 12,730 entries)."""
+def mlp_params(key, hidden: int = HIDDEN) -> dict:
+    """Returns the benchmark MLP's parameters (784-H-10; H = 16: 12,730 entries)."""
     k1, k2 = jax.random.split(key)
     return {
         "linear_0": {
-            "w": jax.random.normal(k1, (INPUTS, HIDDEN)) * np.sqrt(2.0 / INPUTS),
-            "b": jnp.zeros((HIDDEN,)),
+            "w": jax.random.normal(k1, (INPUTS, hidden)) * np.sqrt(2.0 / INPUTS),
+            "b": jnp.zeros((hidden,)),
         },
         "head": {
-            "w": jax.random.normal(k2, (HIDDEN, CLASSES)) * np.sqrt(1.0 / HIDDEN),
+            "w": jax.random.normal(k2, (hidden, CLASSES)) * np.sqrt(1.0 / hidden),
             "b": jnp.zeros((CLASSES,)),
         },
     }
@@ -71,6 +75,8 @@ def optimizers(key) -> dict[str, optax.GradientTransformation]:
         "HierarchicalOptimizer": HierarchicalOptimizer(),
     }
     out = {"adam": optax.adam(1e-3)}
+    lopt, theta = pretrained.load_optimizer()
+    out[f"{type(lopt).__name__} (shipped default)"] = lopt.as_optax(theta)
     for k, (name, lopt) in zip(jax.random.split(key, len(lopts)), lopts.items()):
         out[name] = lopt.as_optax(lopt.init_theta(k))
     return out
@@ -122,13 +128,14 @@ def _functions(opt: optax.GradientTransformation, params, batch, scan_steps: int
 
 
 def run(
-    repeats: int = 30, rounds: int = 10, scan_steps: int = 50, seed: int = 0
+    repeats: int = 30, rounds: int = 10, scan_steps: int = 50, seed: int = 0,
+    hidden: int = HIDDEN,
 ) -> list[dict]:
     """Returns one row per optimizer: median microseconds per update / step for the
     four timings, and their ratios to adam (``*_ratio``)."""
     key = jax.random.key(seed)
     k_p, k_x, k_y, k_o = jax.random.split(key, 4)
-    params = mlp_params(k_p)
+    params = mlp_params(k_p, hidden)
     batch = (
         jax.random.normal(k_x, (BATCH, INPUTS)),
         jax.random.randint(k_y, (BATCH,), 0, CLASSES),
@@ -176,8 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--scan-steps", type=int, default=50)
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="hidden units of the MLP")
     args = parser.parse_args(argv)
-    rows = run(repeats=args.repeats, rounds=args.rounds, scan_steps=args.scan_steps)
+    rows = run(repeats=args.repeats, rounds=args.rounds, scan_steps=args.scan_steps,
+               hidden=args.hidden)
     print(f"{rows[0]['num_params']} parameters, jax {jax.__version__}, "
           f"{jax.devices()[0].platform}")
     print("median:")
