@@ -58,8 +58,8 @@ class Adaptive:
     horizon: int = 1_000  # inner steps per episode
     num_pairs: int = 2  # antithetic pairs per outer update
     sigma: float = 0.01  # smoothing standard deviation of the perturbations
-    # merged (the method), grad (reparameterization only) or es (ES only)
-    estimator: Literal["merged", "grad", "es"] = "merged"
+    # merged (the method), grad (reparameterization only), es (ES only), nres (noise-reuse ES)
+    estimator: Literal["merged", "grad", "es", "nres"] = "merged"
     # merge weights per element of theta, or from total variances
     weighting: Literal["per_element", "total"] = "per_element"
     truncation: Truncation = Truncation(start=30, end=30, num_steps=1, jitter=0.2, min_bucket=64)
@@ -84,8 +84,10 @@ class Adaptive:
             raise ValueError("Adaptive: problems must name at least one task family")
         if self.outer not in ("train", "valid"):
             raise ValueError(f"outer must be 'train' or 'valid', got {self.outer!r}")
-        if self.estimator not in ("merged", "grad", "es"):
-            raise ValueError(f"estimator must be 'merged', 'grad' or 'es', got {self.estimator!r}")
+        if self.estimator not in ("merged", "grad", "es", "nres"):
+            raise ValueError(
+                f"estimator must be 'merged', 'grad', 'es' or 'nres', got {self.estimator!r}"
+            )
         if min(self.outer_steps, self.horizon, self.num_pairs) < 1:
             raise ValueError("outer_steps, horizon and num_pairs must be >= 1")
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import vograd
 from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
-from vograd.estimators import EvolutionStrategies, Merged, Reparameterization
+from vograd.estimators import EvolutionStrategies, Merged, NoiseReuseES, Reparameterization
 from vograd.outer import outer_optimizer
 
 
@@ -57,8 +57,8 @@ class Metz2019:
     horizon: int = 10_000  # inner steps per episode
     num_pairs: int = 64  # antithetic pairs per outer update
     sigma: float = 0.01  # smoothing standard deviation of the perturbations
-    # merged (the method), grad (reparameterization only) or es (ES only)
-    estimator: Literal["merged", "grad", "es"] = "merged"
+    # merged (the method), grad (reparameterization only), es (ES only), nres (noise-reuse ES)
+    estimator: Literal["merged", "grad", "es", "nres"] = "merged"
     # merge weights per element of theta, or from total variances
     weighting: Literal["per_element", "total"] = "per_element"
     truncation: Truncation = Truncation()
@@ -77,8 +77,10 @@ class Metz2019:
     def __post_init__(self):
         if self.outer not in ("train", "valid"):
             raise ValueError(f"outer must be 'train' or 'valid', got {self.outer!r}")
-        if self.estimator not in ("merged", "grad", "es"):
-            raise ValueError(f"estimator must be 'merged', 'grad' or 'es', got {self.estimator!r}")
+        if self.estimator not in ("merged", "grad", "es", "nres"):
+            raise ValueError(
+                f"estimator must be 'merged', 'grad', 'es' or 'nres', got {self.estimator!r}"
+            )
         if self.outer_steps < 1 or self.horizon < 1:
             raise ValueError("outer_steps and horizon must be >= 1")
 
@@ -256,6 +258,8 @@ def estimator(config: Metz2019) -> vograd.Estimator:
         )
     if config.estimator == "grad":
         return Reparameterization(**common)
+    if config.estimator == "nres":
+        return NoiseReuseES(**common)
     return EvolutionStrategies(**common)
 
 
