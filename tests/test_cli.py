@@ -70,7 +70,7 @@ def test_help_lists_recipes_presets_ablations_and_every_field_with_its_default(c
     # An ablation's changes show as defaults too.
     assert main(["train", "metz2019", "--ablation", "es_only", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "(default: es)" in " ".join(text[text.index("--estimator"):].split("\n")[:2])
+    assert "(default: es)" in " ".join(text[text.index("--estimator"):].split("\n")[:3])
     # Fields say what they are (their source comments), nested ones too.
     assert main(["train", "adaptive", "--preset", "default", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
