@@ -16,6 +16,14 @@ the lowest score is the rate to start from (``--adam`` with the recipe's
 families, no runs needed).
 
     python -m vograd.recipes.validation --adam
+
+Whether outer training left an `AdaptiveMLPOptimizer`'s global learning rate
+where the training distribution wants it (truncated windows bias it down:
+the short-horizon bias) is checked the same way: `rate_sweep` scores the
+trained optimizer with its rate multiplied by each factor (1 is the run as
+trained; ``--rate-factors`` with one run directory).
+
+    python -m vograd.recipes.validation runs/adaptive-s0 --rate-factors 0.5 1 1.5 2 3
 """
 
 from __future__ import annotations
@@ -95,6 +103,33 @@ def adam_sweep(problems, horizon: int, lrs=None, *, num_tasks: int = 2, num_seed
     return {"scores": scores, "losses": losses, "best": float(np.asarray(lrs)[names.index(best)])}
 
 
+def rate_sweep(lopt, theta, problems, horizon: int, factors=(0.5, 1.0, 1.5, 2.0, 3.0), *,
+               num_tasks: int = 2, num_seeds: int = 2, progress: bool = True) -> dict:
+    """Returns ``{"scores": {factor: score}, "losses": {factor: [...]}, "best": factor,
+    "lr": trained rate}`` of an `AdaptiveMLPOptimizer` with weights ``theta`` and its
+    global rate ``lr * exp(lr_mult * log_lr)`` multiplied by each factor (``log_lr``
+    shifted by ``log(factor) / lr_mult``; the rest of theta unchanged), on the validation
+    tasks of ``problems``."""
+    import equinox as eqx
+
+    from vograd.tasks.optimizers import AdaptiveMLPOptimizer
+
+    if not isinstance(lopt, AdaptiveMLPOptimizer):
+        raise ValueError(f"rate_sweep needs an AdaptiveMLPOptimizer run, got {type(lopt).__name__}")
+    if not factors or not all(np.isfinite(f) and f > 0 for f in factors):
+        raise ValueError(f"rate factors must be finite and > 0, got {list(factors)}")
+    optimizers = {
+        f"{f:g}": lopt.as_optax(eqx.tree_at(lambda t: t.log_lr, theta,
+                                            theta.log_lr + np.log(f) / lopt.lr_mult))
+        for f in factors
+    }
+    losses = _validation_losses(problems, horizon, optimizers, num_tasks, num_seeds, progress)
+    scores = _scores(losses)
+    best = min(scores, key=scores.get)
+    rate = lopt.lr * float(jnp.exp(lopt.lr_mult * theta.log_lr))
+    return {"scores": scores, "losses": losses, "best": float(best), "lr": rate}
+
+
 def validate(run_dirs: list[str | os.PathLike], *, num_tasks: int = 2, num_seeds: int = 2,
              progress: bool = True) -> dict:
     """Returns ``{"scores": {run: score}, "losses": {run: [per-family mean train loss]},
@@ -123,6 +158,9 @@ def main(argv=None) -> int:
     parser.add_argument("--adam", action="store_true",
                         help="score Adam over the learning-rate grid on the adaptive recipe's "
                              "families instead (the starting learning rate)")
+    parser.add_argument("--rate-factors", type=float, nargs="+", metavar="F",
+                        help="with one AdaptiveMLPOptimizer run: score it with its learning rate "
+                             "multiplied by each factor")
     parser.add_argument("--tasks", type=int, default=2, help="validation tasks per family")
     parser.add_argument("--seeds", type=int, default=2, help="inner seeds per task")
     args = parser.parse_args(argv)
@@ -132,6 +170,16 @@ def main(argv=None) -> int:
         config = Adaptive()
         result = adam_sweep(config.problems, config.horizon, num_tasks=args.tasks,
                             num_seeds=args.seeds)
+    elif args.rate_factors:
+        if len(args.runs) != 1:
+            parser.error("--rate-factors takes exactly one run directory")
+        _, config, _ = run.read_run(args.runs[0])
+        lopt, theta = run.load_theta(args.runs[0])
+        try:
+            result = rate_sweep(lopt, theta, config.problems, config.horizon, args.rate_factors,
+                                num_tasks=args.tasks, num_seeds=args.seeds)
+        except ValueError as e:
+            parser.error(str(e))
     elif args.runs:
         result = validate(args.runs, num_tasks=args.tasks, num_seeds=args.seeds)
     else:
