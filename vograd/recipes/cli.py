@@ -12,7 +12,8 @@
 ``train`` is resumable: run the same command again after an interruption and
 it continues from the last checkpoint in DIR. Every field of the recipe's
 config is a flag, nested ones by their path (``--truncation.end 200``,
-``--problem.batch-size 32``); ``vograd train RECIPE --preset P --help`` lists
+``--problem.batch-size 32``, the estimator's and optimizer's settings
+``--estimator.num-pairs 4``, ``--optimizer.hidden 8``); ``vograd train RECIPE --preset P --help`` lists
 them with P's values as defaults. ``-v`` shows INFO logs (JAX's included).
 
 Bad input (an unknown name, a bad value, an unusable directory, any OSError)
@@ -27,6 +28,7 @@ import io
 import logging
 import re
 import sys
+import warnings
 
 _COMMANDS_WITH_RECIPE = ("train",)
 
@@ -117,15 +119,19 @@ def parse(argv: list[str]):
     """
     import tyro
 
-    from vograd.recipes import commands
+    from vograd.recipes import commands, value_flags
     from vograd.recipes.errors import UsageError
 
     recipe, preset, ablation = _scan(argv)
     kind = commands.command_type(recipe, preset, ablation)
     report = io.StringIO()
     try:
-        with contextlib.redirect_stderr(report):
-            command = tyro.cli(kind, args=argv, prog="vograd", description=_description())
+        with contextlib.redirect_stderr(report), warnings.catch_warnings():
+            # A config's estimator and optimizer defaults are equinox modules: immutable,
+            # though not dataclasses declared frozen, which tyro warns about.
+            warnings.filterwarnings("ignore", message="Mutable type", category=UserWarning)
+            command = tyro.cli(kind, args=argv, prog="vograd", description=_description(),
+                               registry=value_flags.REGISTRY)
     except SystemExit as stop:
         if stop.code not in (0, None):
             raise UsageError(one_line(report.getvalue())) from None

@@ -1,12 +1,13 @@
 """The ``vograd`` subcommands as typed dataclasses: tyro turns each into a parser.
 
 ``train`` has one subcommand per registered recipe (`vograd.recipes.registry`),
-built by `train_command` from the recipe module's ``CONFIG`` dataclass: every
-config field is a flag (``--horizon``, ``--truncation.end``,
-``--problem.batch-size``) whose default is the chosen preset's value (after the
-ablation). A recipe module needs nothing CLI-specific: ``CONFIG``,
-``PRESETS``, ``DESCRIPTION``, the builders, and optionally ``ABLATIONS`` with
-``ablation(config, name)``.
+built by `train_command` from the recipe's config class: every config field is
+a flag (``--horizon``, ``--truncation.end``, ``--problem.batch-size``, the
+estimator's and optimizer's settings as ``--estimator.num-pairs``,
+``--optimizer.hidden``: `vograd.recipes.value_flags`) whose default is the
+chosen preset's value (after the ablation). A recipe needs nothing
+CLI-specific: a `vograd.recipes.recipe.Recipe` subclass with its
+``PRESETS``, ``DESCRIPTION`` and ``ABLATIONS``.
 
 Each command's ``run()`` returns the exit status; bad input raises
 `vograd.recipes.errors.UsageError` before any work starts. (No ``from __future__
@@ -21,7 +22,7 @@ from typing import Annotated, ClassVar, Literal, Optional
 import tyro
 from tyro.conf import Positional, arg
 
-from vograd.recipes import registry, validate
+from vograd.recipes import registry, validate, value_flags
 from vograd.recipes.errors import UnknownNameError, UsageError
 
 Flag = tyro.conf.FlagCreatePairsOff  # --force, not also --no-force
@@ -29,44 +30,42 @@ Verbose = Annotated[Flag[bool], arg(aliases=("-v",), help="show INFO logs (JAX's
 NoProgress = Annotated[Flag[bool], arg(help="no progress bars")]
 
 
-def default_preset(module) -> str:
-    """Returns the preset a recipe runs without ``--preset``: ``demo`` if it has one."""
-    return "demo" if "demo" in module.PRESETS else next(iter(module.PRESETS))
+def default_preset(recipe) -> str:
+    """Returns the preset a recipe class runs without ``--preset``: ``demo`` if it has one."""
+    return "demo" if "demo" in recipe.PRESETS else next(iter(recipe.PRESETS))
 
 
 def base_config(recipe: str, preset: str, ablation: str | None):
     """Returns the config of ``preset`` of ``recipe`` with ``ablation`` applied (names checked)."""
-    module = registry.get(recipe)
+    known = registry.get(recipe).ABLATIONS
     config = registry.preset(recipe, preset)
     if ablation is not None:
-        known = getattr(module, "ABLATIONS", {})
         if ablation not in known:
             raise UnknownNameError(f"recipe {recipe!r} has no ablation {ablation!r}; "
                                    f"ablations: {', '.join(known) or '(none)'}")
-        config = module.ablation(config, ablation)
+        config = config.ablation(ablation)
     return config
 
 
 def describe(recipe: str) -> str:
     """Returns one recipe's line for the listings: description, presets, ablations."""
-    module = registry.get(recipe)
-    text = f"{module.DESCRIPTION}. Presets: {', '.join(module.PRESETS)}"
-    if getattr(module, "ABLATIONS", None):
-        text += f". Ablations: {', '.join(module.ABLATIONS)}"
+    cls = registry.get(recipe)
+    text = f"{cls.DESCRIPTION}. Presets: {', '.join(cls.PRESETS)}"
+    if cls.ABLATIONS:
+        text += f". Ablations: {', '.join(cls.ABLATIONS)}"
     return text
 
 
-def check_buildable(module, config) -> None:
+def check_buildable(config) -> None:
     """Raises `UsageError` if the recipe cannot build its system, estimator, outer optimizer
     or starting weights from ``config`` (e.g. an unknown dataset, conv options on an MLP,
     an unknown ``init_from``); datasets are cached, so training reuses what this loads."""
     from vograd.tasks.datasets import DatasetUnavailableError
 
     try:
-        getattr(module, "initial_theta", lambda c: None)(config)
-        module.system(config, "train")
-        module.estimator(config)
-        module.outer(config)
+        config.initial_theta()
+        config.system("train")
+        config.outer_optimizer()
     except (ValueError, KeyError, DatasetUnavailableError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         raise UsageError(f"invalid configuration: {msg}") from err
@@ -80,11 +79,11 @@ class Recipes:
 
     def run(self) -> int:
         for name in registry.names():
-            module = registry.get(name)
-            print(f"{name}: {module.DESCRIPTION}")
-            print(f"  presets: {', '.join(module.PRESETS)}")
-            if getattr(module, "ABLATIONS", None):
-                print(f"  ablations: {', '.join(module.ABLATIONS)}")
+            recipe = registry.get(name)
+            print(f"{name}: {recipe.DESCRIPTION}")
+            print(f"  presets: {', '.join(recipe.PRESETS)}")
+            if recipe.ABLATIONS:
+                print(f"  ablations: {', '.join(recipe.ABLATIONS)}")
         return 0
 
 
@@ -97,13 +96,12 @@ class TrainBase:
     def run(self) -> int:
         from vograd.recipes import overrides, run
 
-        module = registry.get(self.RECIPE)
         ablation = getattr(self, "ablation", None)
         base = base_config(self.RECIPE, self.preset, ablation)
         validate.check_seed(self.seed)
         validate.check_config(self.config)
         validate.check_run_dir(self.out)
-        check_buildable(module, self.config)
+        check_buildable(self.config)
         result = run.train(
             self.RECIPE, self.config, self.out, seed=self.seed, preset=self.preset,
             progress=not self.no_progress, ablation=ablation,
@@ -120,22 +118,22 @@ class TrainBase:
 def train_command(recipe: str, preset: str, ablation: str | None) -> type:
     """Returns the dataclass of ``vograd train RECIPE``; its config defaults are those of
     ``preset`` with ``ablation`` applied."""
-    module = registry.get(recipe)
+    cls = registry.get(recipe)
     config = base_config(recipe, preset, ablation)
     own = {"out", "preset", "seed", "ablation", "no_progress", "verbose", "tensorboard"}
-    clash = own & {f.name for f in dataclasses.fields(module.CONFIG)}
+    clash = own & {f.name for f in dataclasses.fields(cls)}
     fields = [
         ("out", Annotated[str, arg(metavar="DIR", help=(
             "run directory: new, empty, or an existing run of the same config to resume"))]),
-        ("preset", Annotated[Literal[tuple(module.PRESETS)], arg(
+        ("preset", Annotated[Literal[tuple(cls.PRESETS)], arg(
             help="the preset whose values are the defaults below (they show those of "
                  f"{preset!r}; `--preset P --help` shows P's)")],
          dataclasses.field(default=preset)),
         ("seed", Annotated[int, arg(help="outer-training seed, an integer in [0, 2**32)")],
          dataclasses.field(default=0)),
     ]
-    if getattr(module, "ABLATIONS", None):
-        fields.append(("ablation", Annotated[Optional[Literal[tuple(module.ABLATIONS)]], arg(
+    if cls.ABLATIONS:
+        fields.append(("ablation", Annotated[Optional[Literal[tuple(cls.ABLATIONS)]], arg(
             help="apply this ablation to the preset (its changes show in the defaults)")],
             dataclasses.field(default=ablation)))
     fields += [
@@ -144,14 +142,15 @@ def train_command(recipe: str, preset: str, ablation: str | None) -> type:
             "also write TensorBoard event files into DIR/tensorboard (the 'tensorboard' extra)"))],
          dataclasses.field(default=False)),
         ("verbose", Verbose, dataclasses.field(default=False)),
-        ("config", Annotated[module.CONFIG, arg(name="config" if clash else "")],
-         dataclasses.field(default=config)),
+        ("config", Annotated[value_flags.with_value_flags(cls), arg(
+            name="config" if clash else "")], dataclasses.field(default=config)),
     ]
-    cls = dataclasses.make_dataclass(f"Train_{recipe}", fields, bases=(TrainBase,), frozen=True)
-    cls.RECIPE = recipe
-    cls.__doc__ = f"Outer-train {recipe} (resumable: rerun the same command to continue). " + (
-        describe(recipe))
-    return cls
+    command = dataclasses.make_dataclass(f"Train_{recipe}", fields, bases=(TrainBase,),
+                                         frozen=True)
+    command.RECIPE = recipe
+    command.__doc__ = (f"Outer-train {recipe} (resumable: rerun the same command to continue). "
+                       + describe(recipe))
+    return command
 
 
 @dataclass(frozen=True)
@@ -211,7 +210,7 @@ class Export:
 
 
 def _recipes_with_ablations() -> tuple[str, ...]:
-    return tuple(n for n in registry.names() if getattr(registry.get(n), "ABLATIONS", None))
+    return tuple(n for n in registry.names() if registry.get(n).ABLATIONS)
 
 
 def ablations_command() -> type:
@@ -235,17 +234,17 @@ def ablations_command() -> type:
         def run(self) -> int:
             from vograd.recipes import ablations
 
-            module = registry.get(self.recipe)
+            known = registry.get(self.recipe).ABLATIONS
             registry.preset(self.recipe, self.preset)
             validate.check_count(self.seeds, "--seeds")
             only = None
             if self.only is not None:
                 only = [a.strip() for a in self.only.split(",")]
-                unknown = [a for a in only if a not in module.ABLATIONS]
+                unknown = [a for a in only if a not in known]
                 if unknown or not only:
                     raise UnknownNameError(f"--only: unknown ablations {unknown}; "
-                                           f"ablations: {', '.join(module.ABLATIONS)}")
-            validate.check_study_dir(self.out, list(module.ABLATIONS))
+                                           f"ablations: {', '.join(known)}")
+            validate.check_study_dir(self.out, list(known))
             print(ablations.run(self.recipe, self.preset, self.out, seeds=self.seeds, only=only,
                                 progress=not self.no_progress))
             return 0
@@ -354,9 +353,8 @@ def command_type(recipe: str | None, preset: str | None, ablation: str | None):
     """
     trains = []
     for name in registry.names():
-        module = registry.get(name)
         chosen = name == recipe
-        cls = train_command(name, preset if chosen and preset else default_preset(module),
+        cls = train_command(name, preset if chosen and preset else default_preset(registry.get(name)),
                             ablation if chosen else None)
         trains.append(Annotated[cls, tyro.conf.subcommand(name, description=describe(name))])
 
@@ -364,7 +362,7 @@ def command_type(recipe: str | None, preset: str | None, ablation: str | None):
     class Train:
         """Outer-train a recipe (resumable). `vograd train RECIPE --help` lists its fields."""
 
-        recipe: Annotated[tyro.conf.OmitSubcommandPrefixes[Union_(trains)], arg(name="")]
+        recipe: Annotated[Union_(trains), arg(name="")]
 
         def run(self) -> int:
             return self.recipe.run()

@@ -67,9 +67,10 @@ def _train_config(size: str):
 
 def _probe(size: str):
     """Returns ``(system, estimator)``: the merged estimator at ``window = horizon``."""
-    c = replace(metz2019_scale.base(size), num_pairs=SETTINGS[size]["pairs"],
-                truncation=Truncation(fixed=metz2019_scale.base(size).horizon))
-    return metz2019.system(c, "train"), metz2019.estimator(c)
+    base = metz2019_scale.base(size)
+    c = replace(base, estimator=replace(base.estimator, num_pairs=SETTINGS[size]["pairs"]),
+                truncation=Truncation(fixed=base.horizon))
+    return c.system("train"), c.estimator
 
 
 def merge_weights(rp: Float[np.ndarray, "N d"], es: Float[np.ndarray, "N d"]
