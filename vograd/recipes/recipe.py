@@ -13,7 +13,7 @@ config is made. Its methods build the rest of what `vograd.train` needs:
 function of a config returning the ablated one, a replacement of values).
 
 Every subclass declares these fields: ``problem`` (or a ``problem``
-property), ``horizon``, ``truncation``, ``estimator``, ``optimizer``,
+property; ``extra_problems`` if it trains on more families), ``horizon``, ``truncation``, ``estimator``, ``optimizer``,
 ``outer_steps``, ``checkpoint_every`` and ``evaluation``.
 
 A config is saved into a run's ``config.json`` by `vograd.recipes.config.to_dict`
@@ -50,6 +50,12 @@ class Recipe:
         window = min(self.truncation.max_window(), self.horizon)
         if self.estimator.window != window:
             object.__setattr__(self, "estimator", dataclasses.replace(self.estimator, window=window))
+
+    @property
+    def extra_problems(self) -> tuple:
+        """Returns the task families outer-trained on besides ``problem`` (none here; a
+        recipe with several declares them), each evaluated by ``vograd eval --only extra``."""
+        return ()
 
     def system(self, classes: str = "train"):
         """Returns the `vograd.UnrolledSystem` over the ``classes`` pool ("train" or "test")."""
