@@ -40,7 +40,6 @@ from scipy import stats
 from vograd import plotting
 from vograd.benchmarks.estimators.quality import flat_samples
 from vograd.estimators.reduce import VARIANCE_FLOOR
-from vograd.recipes import metz2019
 from vograd.recipes import run as runs
 from vograd.recipes.config import Truncation
 from vograd.recipes.reproductions import common, metz2019_scale, metz2019_training

@@ -21,7 +21,6 @@ else ``pretrained`` in the platform's per-user data directory, e.g.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from pathlib import Path
