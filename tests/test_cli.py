@@ -75,6 +75,7 @@ def test_help_lists_recipes_presets_ablations_and_every_field_with_its_default(c
     assert main(["train", "metz2019", "--ablation", "es_only", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--estimator.num-pairs" in text and "--estimator.weighting" not in text
+    assert "Estimator: EvolutionStrategies (--estimator.*)" in " ".join(text.split())
     assert main(["train", "metz2019", "--ablation", "no_time", "--help"]) == 0
     text = capsys.readouterr().out
     assert "(default: False)" in " ".join(text[text.index("--optimizer.use-time"):].split("\n")[:2])
@@ -330,6 +331,7 @@ def test_any_registered_recipe_class_gets_a_train_command(monkeypatch, capsys):
     from vograd.estimators import TruncatedBackprop
     from vograd.recipes.config import Truncation
     from vograd.recipes.recipe import Recipe
+    from vograd.tasks.optimizers import LSTMOptimizer
 
     @dataclass(frozen=True)
     class Toy(Recipe):
@@ -337,6 +339,7 @@ def test_any_registered_recipe_class_gets_a_train_command(monkeypatch, capsys):
         outer_steps: int = 3
         horizon: int = 10
         estimator: TruncatedBackprop = TruncatedBackprop(num_particles=2)
+        optimizer: LSTMOptimizer = LSTMOptimizer(units=4)
         truncation: Truncation = Truncation(fixed=5)
 
     Toy.PRESETS = {"only": Toy()}

@@ -98,7 +98,7 @@ def test_migration_maps_the_first_format_to_values():
         "num_pairs": 3, "sigma": 0.02, "chunk": 5, "unroll": 2, "stagger": False}}
     assert new["optimizer"] == {"class": "MLPOptimizer", "fields": {
         "use_momentum": True, "use_time": False, "step_mult": 0.01}}
-    assert new["truncation"] == {"fixed": 10} and "chunk" not in old["truncation"] or True
+    assert new["truncation"] == {"fixed": 10} and old["truncation"] == {"fixed": 10, "chunk": 5}
     config = registry.get("metz2019").from_json(old)
     assert config.estimator == vograd.EvolutionStrategies(
         num_pairs=3, sigma=0.02, window=10, chunk=5, unroll=2)

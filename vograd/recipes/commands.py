@@ -92,6 +92,7 @@ class TrainBase:
     """The fields every ``vograd train RECIPE`` has; `train_command` adds the rest."""
 
     RECIPE: ClassVar[str]
+    DESCRIPTION: ClassVar[str]
 
     def run(self) -> int:
         from vograd.recipes import overrides, run
@@ -148,8 +149,11 @@ def train_command(recipe: str, preset: str, ablation: str | None) -> type:
     command = dataclasses.make_dataclass(f"Train_{recipe}", fields, bases=(TrainBase,),
                                          frozen=True)
     command.RECIPE = recipe
+    command.DESCRIPTION = (describe(recipe) + f". Estimator: {type(config.estimator).__name__} "
+                           f"(--estimator.*); learned optimizer: "
+                           f"{type(config.optimizer).__name__} (--optimizer.*)")
     command.__doc__ = (f"Outer-train {recipe} (resumable: rerun the same command to continue). "
-                       + describe(recipe))
+                       + command.DESCRIPTION)
     return command
 
 
@@ -356,7 +360,7 @@ def command_type(recipe: str | None, preset: str | None, ablation: str | None):
         chosen = name == recipe
         cls = train_command(name, preset if chosen and preset else default_preset(registry.get(name)),
                             ablation if chosen else None)
-        trains.append(Annotated[cls, tyro.conf.subcommand(name, description=describe(name))])
+        trains.append(Annotated[cls, tyro.conf.subcommand(name, description=cls.DESCRIPTION)])
 
     @dataclass(frozen=True)
     class Train:
