@@ -14,7 +14,7 @@ import pytest
 
 import vograd
 from vograd import spec
-from vograd.recipes import cli, config as cfg, registry, run
+from vograd.recipes import cli, config as cfg, overrides, registry, run
 from vograd.recipes.errors import UsageError
 from vograd.tasks import pretrained
 from vograd.tasks.optimizers import AdaptiveMLPOptimizer
@@ -103,6 +103,9 @@ def test_migration_maps_the_first_format_to_values():
     assert config.estimator == vograd.EvolutionStrategies(
         num_pairs=3, sigma=0.02, window=10, chunk=5, unroll=2)
     assert not config.optimizer.use_time and config.optimizer.step_mult == 0.01
+    nres = registry.get("adaptive").from_json({"estimator": "nres", "num_pairs": 3})
+    assert nres.estimator == vograd.NoiseReuseES(num_pairs=3, sigma=0.01, stagger=True,
+                                                 window=nres.estimator.window)
     with pytest.raises(ValueError, match="estimator must be one of"):
         registry.get("metz2019").migrate({"estimator": "sgd"})
 
@@ -134,3 +137,15 @@ def test_nested_estimator_and_optimizer_fields_are_flags():
                         "--estimator.sigma", "0.1"])
     assert parsed.recipe.config.estimator == vograd.Reparameterization(
         num_pairs=4, sigma=0.1, window=32)
+    # --estimator.class picks another class of the union, keeping the preset's settings it has;
+    # the overrides record it, and their flags give the same config again.
+    argv = ["train", "adaptive", "--out", "x", "--estimator.class", "NoiseReuseES",
+            "--estimator.num-pairs", "3"]
+    parsed = cli.parse(argv)
+    assert parsed.recipe.config.estimator == vograd.NoiseReuseES(
+        num_pairs=3, sigma=0.01, stagger=True, window=25)
+    changes = parsed.recipe.overrides()
+    assert changes == {"estimator.class": "NoiseReuseES", "estimator.num_pairs": 3}
+    again = cli.parse(["train", "adaptive", "--out", "x", *overrides.as_flags(changes)])
+    assert again.recipe.config == parsed.recipe.config
+    assert cli.main([*argv[:4], "--estimator.class", "PersistentES", "--help"]) == 2

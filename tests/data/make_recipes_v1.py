@@ -1,7 +1,8 @@
-"""Writes recipes_v1.json: every preset of every recipe (and every ablation of it) as the pre-typed code saw it.
+"""Writes recipes_v1.json: every recipe preset and ablation as the pre-typed code saw it.
 
 Run once against the code before recipes held typed estimator and optimizer
-values (commit c3415ff): ``PYTHONPATH=OLD_CHECKOUT python tests/data/make_recipes_v1.py``.
+values (commit e60da24; c3415ff gave the same file):
+``PYTHONPATH=OLD_CHECKOUT python tests/data/make_recipes_v1.py``.
 For each preset it records the config as that code wrote it into a run's
 ``config.json`` (the old format, with string estimators and optimizer fields)
 and the specs of the estimator and learned optimizer that code built from it.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import vograd
-from vograd.estimators import EvolutionStrategies, Merged, Reparameterization
+from vograd.estimators import EvolutionStrategies, Merged, NoiseReuseES, Reparameterization
 from vograd.outer import outer_optimizer
 from vograd.recipes.config import Evaluation, Problem, Truncation
 from vograd.recipes.recipe import Recipe, v1_smoothed_estimator
@@ -60,8 +60,9 @@ class Adaptive(Recipe):
     # outer objective: inner training loss (train) or validation loss (valid)
     outer: Literal["train", "valid"] = "train"
     horizon: int = 1_000  # inner steps per episode
-    # the outer-gradient estimator: Merged (the method), Reparameterization or EvolutionStrategies
-    estimator: Merged | Reparameterization | EvolutionStrategies = Merged(
+    # the outer-gradient estimator: Merged (the method), Reparameterization, EvolutionStrategies
+    # or NoiseReuseES
+    estimator: Merged | Reparameterization | EvolutionStrategies | NoiseReuseES = Merged(
         num_pairs=2, sigma=0.01, stagger=True)
     # the learned optimizer: Adam plus a learned bounded correction, Adam at initialisation
     optimizer: AdaptiveMLPOptimizer = AdaptiveMLPOptimizer(hidden=16, lr=1e-2)

@@ -16,6 +16,7 @@ functions, which must then be real types.)
 """
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal, Optional
 
@@ -35,8 +36,19 @@ def default_preset(recipe) -> str:
     return "demo" if "demo" in recipe.PRESETS else next(iter(recipe.PRESETS))
 
 
-def base_config(recipe: str, preset: str, ablation: str | None):
-    """Returns the config of ``preset`` of ``recipe`` with ``ablation`` applied (names checked)."""
+def estimator_classes(recipe: str) -> dict[str, type]:
+    """Returns ``{name: class}`` of the estimators a recipe's config can hold."""
+    from vograd.recipes.config import value_classes
+
+    return value_classes(typing.get_type_hints(registry.get(recipe))["estimator"])
+
+
+def base_config(recipe: str, preset: str, ablation: str | None, estimator: str | None = None):
+    """Returns the config of ``preset`` of ``recipe`` with ``ablation`` applied, then its
+    estimator made a ``estimator`` (a class name; the settings both classes have are kept,
+    `vograd.recipes.recipe.as_estimator`). Names are checked."""
+    from vograd.recipes.recipe import as_estimator
+
     known = registry.get(recipe).ABLATIONS
     config = registry.preset(recipe, preset)
     if ablation is not None:
@@ -44,6 +56,13 @@ def base_config(recipe: str, preset: str, ablation: str | None):
             raise UnknownNameError(f"recipe {recipe!r} has no ablation {ablation!r}; "
                                    f"ablations: {', '.join(known) or '(none)'}")
         config = config.ablation(ablation)
+    if estimator is not None and estimator != type(config.estimator).__name__:
+        classes = estimator_classes(recipe)
+        if estimator not in classes:
+            raise UnknownNameError(f"recipe {recipe!r} has no estimator class {estimator!r}; "
+                                   f"--estimator.class: {', '.join(classes)}")
+        config = dataclasses.replace(config, estimator=as_estimator(classes[estimator],
+                                                                    config.estimator))
     return config
 
 
@@ -94,11 +113,23 @@ class TrainBase:
     RECIPE: ClassVar[str]
     DESCRIPTION: ClassVar[str]
 
-    def run(self) -> int:
-        from vograd.recipes import overrides, run
+    def overrides(self) -> dict:
+        """Returns what this command line changes (`vograd.recipes.overrides`): the
+        estimator's class if it is not the preset's (or the ablation's), then every field
+        that differs from the preset with that class."""
+        from vograd.recipes import overrides
 
         ablation = getattr(self, "ablation", None)
-        base = base_config(self.RECIPE, self.preset, ablation)
+        preset_and_ablation = base_config(self.RECIPE, self.preset, ablation)
+        base = base_config(self.RECIPE, self.preset, ablation, self.estimator_class)
+        switched = type(preset_and_ablation.estimator) is not type(base.estimator)
+        return {**({"estimator.class": self.estimator_class} if switched else {}),
+                **overrides.diff(base, self.config)}
+
+    def run(self) -> int:
+        from vograd.recipes import run
+
+        ablation = getattr(self, "ablation", None)
         validate.check_seed(self.seed)
         validate.check_config(self.config)
         validate.check_run_dir(self.out)
@@ -106,7 +137,7 @@ class TrainBase:
         result = run.train(
             self.RECIPE, self.config, self.out, seed=self.seed, preset=self.preset,
             progress=not self.no_progress, ablation=ablation,
-            overrides=overrides.diff(base, self.config), tensorboard=self.tensorboard,
+            overrides=self.overrides(), tensorboard=self.tensorboard,
         )
         resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from else ""
         print(
@@ -116,12 +147,14 @@ class TrainBase:
         return 0
 
 
-def train_command(recipe: str, preset: str, ablation: str | None) -> type:
+def train_command(recipe: str, preset: str, ablation: str | None,
+                  estimator: str | None = None) -> type:
     """Returns the dataclass of ``vograd train RECIPE``; its config defaults are those of
-    ``preset`` with ``ablation`` applied."""
+    ``preset`` with ``ablation`` applied and the estimator of class ``estimator``."""
     cls = registry.get(recipe)
-    config = base_config(recipe, preset, ablation)
-    own = {"out", "preset", "seed", "ablation", "no_progress", "verbose", "tensorboard"}
+    config = base_config(recipe, preset, ablation, estimator)
+    own = {"out", "preset", "seed", "ablation", "estimator_class", "no_progress", "verbose",
+           "tensorboard"}
     clash = own & {f.name for f in dataclasses.fields(cls)}
     fields = [
         ("out", Annotated[str, arg(metavar="DIR", help=(
@@ -138,6 +171,12 @@ def train_command(recipe: str, preset: str, ablation: str | None) -> type:
             help="apply this ablation to the preset (its changes show in the defaults)")],
             dataclasses.field(default=ablation)))
     fields += [
+        ("estimator_class", Annotated[Literal[tuple(estimator_classes(recipe))], arg(
+            name="estimator.class", help=(
+                "the estimator's class; the preset's settings that it has are kept, the "
+                "--estimator.* flags below are its own (they show those of the class "
+                "given: `--estimator.class C --help` shows C's)"))],
+         dataclasses.field(default=type(config.estimator).__name__)),
         ("no_progress", NoProgress, dataclasses.field(default=False)),
         ("tensorboard", Annotated[Flag[bool], arg(help=(
             "also write TensorBoard event files into DIR/tensorboard (the 'tensorboard' extra)"))],
@@ -349,17 +388,19 @@ class Reproduce:
         return 0
 
 
-def command_type(recipe: str | None, preset: str | None, ablation: str | None):
+def command_type(recipe: str | None, preset: str | None, ablation: str | None,
+                 estimator: str | None = None):
     """Returns the tyro type of the whole command line: a union of the subcommands.
 
-    ``recipe``, ``preset``, ``ablation``: what the command line names (read
-    before parsing), so that ``train RECIPE``'s defaults are that preset's.
+    ``recipe``, ``preset``, ``ablation``, ``estimator`` (a class name): what the
+    command line names (read before parsing), so that ``train RECIPE``'s
+    defaults are that preset's.
     """
     trains = []
     for name in registry.names():
         chosen = name == recipe
         cls = train_command(name, preset if chosen and preset else default_preset(registry.get(name)),
-                            ablation if chosen else None)
+                            ablation if chosen else None, estimator if chosen else None)
         trains.append(Annotated[cls, tyro.conf.subcommand(name, description=cls.DESCRIPTION)])
 
     @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 import vograd
-from vograd.estimators import EvolutionStrategies, Merged, Reparameterization
+from vograd.estimators import EvolutionStrategies, Merged, NoiseReuseES, Reparameterization
 from vograd.outer import outer_optimizer
 from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
 from vograd.recipes.recipe import Recipe, as_estimator, v1_smoothed_estimator
@@ -28,8 +28,8 @@ class Metz2019(Recipe):
 
     ``estimator``: `vograd.Merged` (the method; weights per element of theta
     from the same pairs, as in the authors' code), or `vograd.Reparameterization`
-    / `vograd.EvolutionStrategies` alone for the ablations; its window comes
-    from ``truncation``. ``num_pairs`` antithetic pairs per outer update (the
+    / `vograd.EvolutionStrategies` alone for the ablations, or
+    `vograd.NoiseReuseES`; its window comes from ``truncation``. ``num_pairs`` antithetic pairs per outer update (the
     paper used 128 samples, i.e. 64 pairs). ``sigma`` is the smoothing
     standard deviation: the authors' code uses sigma = 0.01 (the paper's text
     says sigma^2 = 0.01); we follow the code. ``stagger``: the particles start
@@ -60,8 +60,10 @@ class Metz2019(Recipe):
     # outer objective: inner training loss (train) or validation loss (valid)
     outer: Literal["train", "valid"] = "valid"
     horizon: int = 10_000  # inner steps per episode
-    # the outer-gradient estimator: Merged (the method), Reparameterization or EvolutionStrategies
-    estimator: Merged | Reparameterization | EvolutionStrategies = Merged(num_pairs=64, sigma=0.01)
+    # the outer-gradient estimator: Merged (the method), Reparameterization, EvolutionStrategies
+    # or NoiseReuseES
+    estimator: Merged | Reparameterization | EvolutionStrategies | NoiseReuseES = Merged(
+        num_pairs=64, sigma=0.01)
     # the learned optimizer: the per-parameter MLP of the paper
     optimizer: MLPOptimizer = MLPOptimizer()
     truncation: Truncation = Truncation()

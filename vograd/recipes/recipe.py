@@ -34,7 +34,8 @@ from vograd.recipes import config as cfg
 # (`Recipe.__post_init__`), a device mesh is no JSON value. Neither is a command-line flag.
 DERIVED_FIELDS = ("window", "mesh", "mesh_axis")
 # The first format's ``estimator`` strings and the classes they built (read only by `migrate`).
-V1_ESTIMATORS = {"merged": "Merged", "grad": "Reparameterization", "es": "EvolutionStrategies"}
+V1_ESTIMATORS = {"merged": "Merged", "grad": "Reparameterization", "es": "EvolutionStrategies",
+                 "nres": "NoiseReuseES"}
 
 
 class Recipe:
