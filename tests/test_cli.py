@@ -126,6 +126,8 @@ def _one_error_line(capsys) -> str:
     (["train", "metz2019", "--out", "{tmp}/r", "--estimator.num-pairs", "1"],
      "Error parsing --estimator: num_pairs must be an integer >= 2"),
     (["train", "metz2019", "--out", "{tmp}/r", "--estimator.window", "8"], "--estimator.window"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--estimator.class", "PersistentES"],
+     "no estimator class 'PersistentES'"),
     (["train", "metz2019", "--out", "{tmp}/r", "--truncation.start", "0"],
      "--truncation.start must be an integer >= 1, got 0"),
     (["train", "metz2019", "--out", "{tmp}/r", "--estimator.sigma", "nan"],

@@ -5,10 +5,12 @@ A config's ``estimator`` (``vograd.Merged(...)``) and ``optimizer``
 group of flags, one per setting, whose defaults are the preset's:
 ``--estimator.num-pairs 4``, ``--estimator.no-stagger``,
 ``--optimizer.hidden 8``. A union of estimator classes
-(``Merged | Reparameterization | EvolutionStrategies``) does not become
-subcommands: the preset's (or ablation's) class is used and its settings are
-the flags, so ``--ablation grad_only --estimator.sigma 0.1`` tunes the
-ablated estimator. The derived fields (`vograd.recipes.recipe.DERIVED_FIELDS`:
+(``Merged | Reparameterization | EvolutionStrategies | NoiseReuseES``) does
+not become subcommands: the preset's (or ablation's, or ``--estimator.class``')
+class is used and its settings are the flags, so ``--ablation grad_only
+--estimator.sigma 0.1`` tunes the ablated estimator (`vograd.recipes.cli`
+reads ``--preset``, ``--ablation`` and ``--estimator.class`` before tyro
+builds the parser). The derived fields (`vograd.recipes.recipe.DERIVED_FIELDS`:
 ``window``, set from the truncation schedule, and the device ``mesh``) are
 no flags.
 
