@@ -88,11 +88,6 @@ class Recipe:
             raise ValueError(f"{cls.__name__}: the config is a {type(data).__name__}, not an object")
         return cfg.from_dict(cls, cls.migrate(data))
 
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        """Returns the config's field names (for the CLI's listing)."""
-        return tuple(f.name for f in dataclasses.fields(cls))
-
 
 def as_estimator(cls: type, estimator):
     """Returns a ``cls`` with every setting of ``estimator`` that ``cls`` also has (sample
