@@ -17,7 +17,7 @@ from vograd import spec
 from vograd.recipes import cli, config as cfg, overrides, registry, run
 from vograd.recipes.errors import UsageError
 from vograd.tasks import pretrained
-from vograd.tasks.optimizers import AdaptiveMLPOptimizer
+from vograd.tasks.optimizers import AdaptiveMLPOptimizer, MLPOptimizer
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "recipes_v1.json").read_text())
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +106,10 @@ def test_migration_maps_the_first_format_to_values():
     nres = registry.get("adaptive").from_json({"estimator": "nres", "num_pairs": 3})
     assert nres.estimator == vograd.NoiseReuseES(num_pairs=3, sigma=0.01, stagger=True,
                                                  window=nres.estimator.window)
+    # Today's format with a value left out: that value's default, nothing migrated.
+    partial = registry.get("metz2019").from_json({"estimator": {"class": "Merged", "fields": {
+        "num_pairs": 3}}})
+    assert partial.estimator.num_pairs == 3 and partial.optimizer == MLPOptimizer()
     with pytest.raises(ValueError, match="estimator must be one of"):
         registry.get("metz2019").migrate({"estimator": "sgd"})
 

@@ -22,7 +22,7 @@ import vograd
 from vograd.estimators import EvolutionStrategies, Merged, NoiseReuseES, Reparameterization
 from vograd.outer import outer_optimizer
 from vograd.recipes.config import Evaluation, Problem, Truncation
-from vograd.recipes.recipe import Recipe, v1_smoothed_estimator
+from vograd.recipes.recipe import Recipe, is_first_format, v1_smoothed_estimator
 from vograd.tasks.optimizers import AdaptiveMLPOptimizer
 
 # The outer-training distribution (the "train" class pool of each dataset).
@@ -118,7 +118,7 @@ class Adaptive(Recipe):
         """Returns a first-format config (``estimator`` a string; ``num_pairs``, ``sigma``,
         ``weighting``, ``unroll``, ``stagger``, ``truncation.chunk``, ``hidden``, ``lr``
         fields) in today's; today's unchanged."""
-        if "optimizer" in data:
+        if not is_first_format(data):
             return data
         d = dict(data)
         d["estimator"] = v1_smoothed_estimator(d, num_pairs=2, stagger=True)

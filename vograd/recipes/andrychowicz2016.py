@@ -20,7 +20,7 @@ from typing import ClassVar
 from vograd.estimators import TruncatedBackprop
 from vograd.outer import outer_optimizer
 from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
-from vograd.recipes.recipe import Recipe, pop_chunk
+from vograd.recipes.recipe import Recipe, is_first_format, pop_chunk
 from vograd.tasks.optimizers import LSTMOptimizer
 
 
@@ -64,7 +64,7 @@ class Andrychowicz2016(Recipe):
     def migrate(cls, data: dict) -> dict:
         """Returns a first-format config (``num_particles``, ``preprocess_p``,
         ``truncation.chunk`` fields) in today's; today's unchanged."""
-        if "optimizer" in data:
+        if not is_first_format(data):
             return data
         d = dict(data)
         d["estimator"] = {"class": "TruncatedBackprop", "fields": {

@@ -18,7 +18,7 @@ import vograd
 from vograd.estimators import EvolutionStrategies, Merged, NoiseReuseES, Reparameterization
 from vograd.outer import outer_optimizer
 from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
-from vograd.recipes.recipe import Recipe, as_estimator, v1_smoothed_estimator
+from vograd.recipes.recipe import Recipe, as_estimator, is_first_format, v1_smoothed_estimator
 from vograd.tasks.optimizers import MLPOptimizer
 
 
@@ -111,7 +111,7 @@ class Metz2019(Recipe):
         """Returns a first-format config (``estimator`` a string; ``num_pairs``, ``sigma``,
         ``weighting``, ``unroll``, ``stagger``, ``truncation.chunk``, ``use_momentum``,
         ``use_time``, ``step_mult`` fields) in today's; today's unchanged."""
-        if "optimizer" in data:
+        if not is_first_format(data):
             return data
         d = dict(data)
         d["estimator"] = v1_smoothed_estimator(d, num_pairs=64, stagger=False)

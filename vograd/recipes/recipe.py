@@ -97,6 +97,12 @@ def as_estimator(cls: type, estimator):
                   if f.init and f.name in names})
 
 
+def is_first_format(data: dict) -> bool:
+    """Returns whether a config dict is of the first format: no ``optimizer`` value and no
+    ``{"class", "fields"}`` estimator (a string, or the default)."""
+    return "optimizer" not in data and not isinstance(data.get("estimator"), dict)
+
+
 def pop_chunk(data: dict) -> Any:
     """Returns the first format's ``truncation.chunk`` (removed from ``data``), else None."""
     if isinstance(data.get("truncation"), dict):
@@ -123,4 +129,5 @@ def v1_smoothed_estimator(data: dict, *, num_pairs: int, stagger: bool) -> dict:
     return {"class": V1_ESTIMATORS[kind], "fields": fields}
 
 
-__all__ = ["DERIVED_FIELDS", "Recipe", "V1_ESTIMATORS", "as_estimator", "pop_chunk", "v1_smoothed_estimator"]
+__all__ = ["DERIVED_FIELDS", "Recipe", "V1_ESTIMATORS", "as_estimator", "is_first_format",
+           "pop_chunk", "v1_smoothed_estimator"]
