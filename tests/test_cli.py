@@ -6,17 +6,19 @@ import json
 import logging
 import typing
 
+import equinox as eqx
 import jax
 import numpy as np
 import pytest
 
 from vograd.recipes import cli, commands, metz2019, overrides, registry, run, validate
 from vograd.recipes.cli import main
+from vograd.recipes.recipe import DERIVED_FIELDS
 from vograd.tasks import pretrained
 
 # A two-step andrychowicz2016 run on 10-d quadratics: no dataset, about 30 s on 2 busy cores.
 TINY = ["--outer-steps", "2", "--checkpoint-every", "1", "--truncation.fixed", "4",
-        "--num-particles", "2", "--no-progress"]
+        "--estimator.num-particles", "2", "--no-progress"]
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +33,8 @@ def _flags(config, prefix=""):
     (``extra_problems=()``) has no flags."""
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
+        if not f.init or (isinstance(config, eqx.Module) and f.name in DERIVED_FIELDS):
+            continue  # an estimator's window follows the truncation; a mesh is no flag
         value = getattr(config, f.name)
         if value == () and any(dataclasses.is_dataclass(a) for a in typing.get_args(hints[f.name])):
             continue
@@ -67,10 +71,14 @@ def test_help_lists_recipes_presets_ablations_and_every_field_with_its_default(c
     small = capsys.readouterr().out
     line = small[small.index("--truncation.end"):].split("\n")[:2]
     assert "(default: 150)" in " ".join(line)  # small's curriculum ends at 150, demo's at 26
-    # An ablation's changes show as defaults too.
+    # An ablation's changes show as defaults too: es_only's estimator has ES's settings.
     assert main(["train", "metz2019", "--ablation", "es_only", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "(default: es)" in " ".join(text[text.index("--estimator"):].split("\n")[:3])
+    assert "--estimator.num-pairs" in text and "--estimator.weighting" not in text
+    assert "Estimator: EvolutionStrategies (--estimator.*)" in " ".join(text.split())
+    assert main(["train", "metz2019", "--ablation", "no_time", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "(default: False)" in " ".join(text[text.index("--optimizer.use-time"):].split("\n")[:2])
     # Fields say what they are (their source comments), nested ones too.
     assert main(["train", "adaptive", "--preset", "default", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
@@ -113,10 +121,18 @@ def _one_error_line(capsys) -> str:
     (["train", "metz2019", "--out", "{tmp}/r", "--truncation.ennd", "1"],
      "--truncation.ennd, 1 (perhaps you meant --truncation.end"),
     (["train", "metz2019", "--out", "{tmp}/r", "--horizon", "ten"], "--horizon"),
-    (["train", "metz2019", "--out", "{tmp}/r", "--estimator", "sgd"], "'sgd'"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--estimator.weighting", "sgd"], "'sgd'"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--estimator", "grad"], "--estimator"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--estimator.num-pairs", "1"],
+     "Error parsing --estimator: num_pairs must be an integer >= 2"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--estimator.window", "8"], "--estimator.window"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--estimator.class", "PersistentES"],
+     "no estimator class 'PersistentES'"),
     (["train", "metz2019", "--out", "{tmp}/r", "--truncation.start", "0"],
      "--truncation.start must be an integer >= 1, got 0"),
-    (["train", "metz2019", "--out", "{tmp}/r", "--sigma", "nan"], "--sigma must be a finite"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--estimator.sigma", "nan"],
+     "sigma must be a finite number > 0"),
+    (["train", "metz2019", "--out", "{tmp}/r", "--optimizer.hidden", "0"], "hidden must be >= 1"),
     (["train", "metz2019", "--out", "{tmp}/r", "--truncation.jitter", "1.5"], "[0, 1)"),
     (["train", "metz2019", "--out", "{tmp}/r", "--evaluation.inner-steps", "201"],
      "must be a multiple of eval_every"),
@@ -191,12 +207,16 @@ def test_overrides_land_in_config_json_and_resume_compares_them(tmp_path, capsys
     assert "for 2 outer steps" in capsys.readouterr().out
     record = json.loads((out / "config.json").read_text())
     assert record["overrides"] == {
-        "problem.batch_size": 16, "num_particles": 2, "truncation.fixed": 4, "outer_steps": 2,
+        "problem.batch_size": 16, "estimator.num_particles": 2, "truncation.fixed": 4,
+        "outer_steps": 2,
         "checkpoint_every": 1, "evaluation.baselines": ["adam", "sgd_momentum"],
     }
     c = record["config"]
-    assert (c["outer_steps"], c["num_particles"], c["truncation"]["fixed"], record["seed"]) == (
-        2, 2, 4, 7)
+    assert (c["outer_steps"], c["estimator"]["fields"]["num_particles"], c["truncation"]["fixed"],
+            record["seed"]) == (2, 2, 4, 7)
+    assert c["estimator"]["class"] == "TruncatedBackprop" and c["estimator"]["fields"]["window"] == 4
+    assert c["optimizer"] == {"class": "LSTMOptimizer", "fields": {
+        "layers": 2, "units": 20, "preprocess_p": 10.0, "output_scale": 0.01}}
     assert c["evaluation"]["baselines"] == ["adam", "sgd_momentum"]
     assert len(run.read_metrics(out)) == 2
     # The same command resumes; another override is another run, refused.
@@ -220,8 +240,8 @@ def test_overrides_land_in_config_json_and_resume_compares_them(tmp_path, capsys
     assert got == lopt and all(np.array_equal(a, b) for a, b in zip(
         jax.tree.leaves(got_theta), jax.tree.leaves(theta)))
     assert pretrained.info("tiny-lstm")["command"] == (
-        "vograd train andrychowicz2016 --preset demo --problem.batch-size 16 --num-particles 2 "
-        "--truncation.fixed 4 --outer-steps 2 --checkpoint-every 1 "
+        "vograd train andrychowicz2016 --preset demo --problem.batch-size 16 "
+        "--estimator.num-particles 2 --truncation.fixed 4 --outer-steps 2 --checkpoint-every 1 "
         "--evaluation.baselines adam sgd_momentum --seed 7 --out RUN_DIR")
     before = file.read_bytes()
     assert main(["export", str(out), "tiny-lstm"]) == 2
@@ -264,16 +284,20 @@ def test_user_directory_defaults_to_the_platform_data_directory(monkeypatch):
 def test_overrides_diff_and_flags_round_trip_through_the_parser():
     base = metz2019.PRESETS["mixed"]
     changed = dataclasses.replace(
-        base, use_time=False, init_from=None, sigma=0.02,
-        truncation=dataclasses.replace(base.truncation, min_bucket=None),
+        base, init_from=None, optimizer=dataclasses.replace(base.optimizer, use_time=False),
+        estimator=dataclasses.replace(base.estimator, sigma=0.02),
+        truncation=dataclasses.replace(base.truncation, min_bucket=None, end=90),
         extra_problems=(dataclasses.replace(base.extra_problems[0], batch_size=8),),
     )
     diff = overrides.diff(base, changed)
-    assert diff == {"extra_problems.0.batch_size": 8, "init_from": None, "sigma": 0.02,
-                    "truncation.min_bucket": None, "use_time": False}
+    # The estimator's window follows truncation.end (109, not 121) but is no override.
+    assert changed.estimator.window == 109
+    assert diff == {"extra_problems.0.batch_size": 8, "init_from": None, "estimator.sigma": 0.02,
+                    "optimizer.use_time": False, "truncation.end": 90,
+                    "truncation.min_bucket": None}
     assert overrides.diff(base, base) == {}
     flags = overrides.as_flags(diff)
-    assert "--no-use-time" in flags and "--extra-problems.0.batch-size" in flags
+    assert "--optimizer.no-use-time" in flags and "--extra-problems.0.batch-size" in flags
     parsed = cli.parse(["train", "metz2019", "--preset", "mixed", "--out", "x", *flags])
     assert parsed.recipe.config == changed
 
@@ -301,28 +325,34 @@ def test_numeric_checks_accept_every_preset_and_name_the_flag():
             validate.check_seed(seed)
 
 
-def test_any_registered_recipe_module_gets_a_train_command(monkeypatch, capsys):
-    """A recipe needs no CLI code: registering a module with the protocol is enough."""
+def test_any_registered_recipe_class_gets_a_train_command(monkeypatch, capsys):
+    """A recipe needs no CLI code: registering a `Recipe` subclass is enough."""
     from dataclasses import dataclass
+    from typing import ClassVar
 
-    from vograd.recipes import andrychowicz2016 as base_module
+    from vograd.estimators import TruncatedBackprop
+    from vograd.recipes.config import Truncation
+    from vograd.recipes.recipe import Recipe
+    from vograd.tasks.optimizers import LSTMOptimizer
 
     @dataclass(frozen=True)
-    class Toy:
+    class Toy(Recipe):
+        DESCRIPTION: ClassVar[str] = "a toy recipe"
         outer_steps: int = 3
-        truncation: base_module.Truncation = base_module.Truncation(fixed=5)
+        horizon: int = 10
+        estimator: TruncatedBackprop = TruncatedBackprop(num_particles=2)
+        optimizer: LSTMOptimizer = LSTMOptimizer(units=4)
+        truncation: Truncation = Truncation(fixed=5)
 
-    class Module:
-        CONFIG = Toy
-        PRESETS = {"only": Toy()}
-        DESCRIPTION = "a toy recipe"
-
+    Toy.PRESETS = {"only": Toy()}
     real = registry.get
-    monkeypatch.setattr(registry, "_MODULES", {**registry._MODULES, "toy": "toy"})
-    monkeypatch.setattr(registry, "get", lambda n: Module if n == "toy" else real(n))
+    monkeypatch.setattr(registry, "_RECIPES", {**registry._RECIPES, "toy": ("toy", "Toy")})
+    monkeypatch.setattr(registry, "get", lambda n: Toy if n == "toy" else real(n))
     monkeypatch.setattr(commands.registry, "get", registry.get)
-    parsed = cli.parse(["train", "toy", "--out", "x", "--truncation.fixed", "7"])
+    parsed = cli.parse(["train", "toy", "--out", "x", "--truncation.fixed", "7",
+                        "--estimator.num-particles", "3"])
     assert parsed.recipe.preset == "only" and parsed.recipe.config == Toy(
-        truncation=base_module.Truncation(fixed=7))
+        truncation=Truncation(fixed=7), estimator=TruncatedBackprop(num_particles=3))
+    assert parsed.recipe.config.estimator.window == 7
     assert main(["train", "toy", "--help"]) == 0
     assert "a toy recipe" in capsys.readouterr().out

@@ -71,7 +71,7 @@ def test_same_sample_reduction_equals_the_base_commit(weighting):
     # The recipes keep the authors' rule explicitly.
     from vograd.recipes import metz2019
 
-    est = metz2019.estimator(metz2019.Metz2019())
+    est = metz2019.Metz2019().estimator
     assert (est.weights, est.detect_jumps) == ("same_samples", False)
 
 

@@ -19,21 +19,25 @@ from vograd.schedules import Constant, LinearCurriculum
 
 def test_metz2019_paper_preset_matches_the_paper():
     c = metz2019.PRESETS["paper"]
-    assert (c.sigma, c.outer_lr, c.outer_b1, c.clip_value) == (0.01, 1e-5, 0.5, 0.1)
-    assert (c.horizon, 2 * c.num_pairs, c.estimator, c.weighting) == (10_000, 128, "merged", "per_element")
+    est = c.estimator
+    assert (est.sigma, c.outer_lr, c.outer_b1, c.clip_value) == (0.01, 1e-5, 0.5, 0.1)
+    assert isinstance(est, Merged) and (c.horizon, 2 * est.num_pairs, est.weighting) == (
+        10_000, 128, "per_element")
+    # The authors' merge: weights from the same pairs, no jump detection.
+    assert (est.weights, est.detect_jumps) == ("same_samples", False)
     s = c.truncation.schedule()
     assert isinstance(s, LinearCurriculum)
     assert (s.start, s.end, s.num_steps, s.jitter) == (50, 10_000, 5_000, 0.2)
-    est = metz2019.estimator(c)
-    assert isinstance(est, Merged) and est.window == 10_000  # capped at the horizon
+    assert est.window == 10_000  # the longest window, capped at the horizon
 
 
 def test_ablations_change_the_estimator_and_the_features():
     base = metz2019.PRESETS["demo"]
     kinds = {"full": Merged, "grad_only": Reparameterization, "es_only": EvolutionStrategies}
     for name, cls in kinds.items():
-        assert type(metz2019.estimator(metz2019.ablation(base, name))) is cls
-    widths = {n: metz2019.learned_optimizer(metz2019.ablation(base, n)).num_features
+        est = base.ablation(name).estimator
+        assert type(est) is cls and (est.num_pairs, est.sigma) == (4, 0.01)
+    widths = {n: base.ablation(n).optimizer.num_features
               for n in ("full", "no_momentum", "no_time")}
     # g and w, 5 momenta, 9 time features; each ablation removes its group.
     assert widths == {"full": 16, "no_momentum": 11, "no_time": 7}
@@ -41,20 +45,21 @@ def test_ablations_change_the_estimator_and_the_features():
                     * min(s / base.truncation.num_steps, 1), base.horizon)
                 for s in range(base.outer_steps))
     for w in (10, 100):
-        c = metz2019.ablation(base, f"trunc{w}")
+        c = base.ablation(f"trunc{w}")
         assert isinstance(c.truncation.schedule(), Constant) and c.truncation.fixed == w
         # Same inner-step budget as the curriculum, up to one window of rounding.
         assert abs(c.outer_steps * w - total) < w
+        assert c.estimator.window == w  # the estimator's window follows the truncation
     with pytest.raises(KeyError, match="unknown ablation"):
-        metz2019.ablation(base, "nope")
+        base.ablation("nope")
 
 
 def test_configs_round_trip_through_json():
     for name in registry.names():
-        module = registry.get(name)
-        for preset in module.PRESETS.values():
+        recipe = registry.get(name)
+        for preset in recipe.PRESETS.values():
             data = json.loads(json.dumps(config.to_dict(preset)))
-            assert config.from_dict(module.CONFIG, data) == preset
+            assert config.from_dict(recipe, data) == preset
     with pytest.raises(ValueError, match="unknown config keys"):
         config.from_dict(metz2019.Metz2019, {"sigmaa": 1.0})
 
@@ -160,16 +165,16 @@ def test_mixed_preset_outer_trains_on_mlp_and_cnn_families_from_the_shipped_weig
     from vograd.tasks.problems import ConvFamily, ImageMLPFamily
 
     cfg = metz2019.PRESETS["mixed"]
-    system = metz2019.system(cfg)
+    system = cfg.system()
     assert isinstance(system, vograd.JointSystem) and system.weights == (0.5, 0.5)
     mlp, cnn = (s.family for s in system.systems)
     assert isinstance(mlp, ImageMLPFamily) and isinstance(cnn, ConvFamily)
     assert cnn.data.image_shape == (14, 14, 1) and (cnn.channels, cnn.strides) == ((8, 16), (2, 2))
     _, shipped = pretrained.load_optimizer("metz2019-small")
-    start = metz2019.initial_theta(cfg)
+    start = cfg.initial_theta()
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(start), jax.tree.leaves(shipped)))
     with pytest.raises(ValueError, match="init_from"):
-        metz2019.initial_theta(replace(cfg, use_momentum=False))
+        replace(cfg, optimizer=replace(cfg.optimizer, use_momentum=False)).initial_theta()
     with pytest.raises(ValueError, match="channels: for conv architectures"):
         config.Problem("mlp", channels=(8,)).family()
     tiny_eval = Evaluation(num_tasks=1, num_seeds=2, inner_steps=4, eval_every=2, eval_batches=1,
@@ -194,12 +199,12 @@ def test_joint_preset_trains_both_families_from_scratch_in_one_compiled_size():
     from vograd.schedules import bucket
 
     cfg, mixed = metz2019.PRESETS["joint"], metz2019.PRESETS["mixed"]
-    assert isinstance(metz2019.system(cfg), vograd.JointSystem)
+    assert isinstance(cfg.system(), vograd.JointSystem)
     # The families and the held-out evaluation of the two-stage `small` -> `mixed`,
     # in one stage from a fresh initialisation.
     assert (cfg.problem, cfg.extra_problems, cfg.evaluation) == (
         mixed.problem, mixed.extra_problems, mixed.evaluation)
-    assert metz2019.initial_theta(cfg) is None and cfg.num_pairs == 2
+    assert cfg.initial_theta() is None and cfg.estimator.num_pairs == 2
     # Once the curriculum ends, every jittered window fits the compiled size 128.
     t = cfg.truncation
     assert bucket(t.max_window(), minimum=t.min_bucket, maximum=cfg.horizon) == 128

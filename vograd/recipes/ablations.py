@@ -43,15 +43,15 @@ def run_study(recipe: str, preset: str, out_dir: str | os.PathLike, *, seeds: in
     ``overrides``: an optional function applied to each ablated config (tests
     use it to shorten training).
     """
-    module = registry.get(recipe)
-    if not hasattr(module, "ABLATIONS"):
+    known = registry.get(recipe).ABLATIONS
+    if not known:
         raise KeyError(f"recipe {recipe!r} has no ablations")
     base = registry.preset(recipe, preset)
-    names = only or list(module.ABLATIONS)
+    names = only or list(known)
     out = Path(out_dir)
     scores: dict[str, list[float]] = {}
     for name in names:
-        config = module.ablation(base, name)
+        config = base.ablation(name)
         if overrides is not None:
             config = overrides(config)
         for seed in range(seeds):

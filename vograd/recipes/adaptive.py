@@ -21,15 +21,15 @@ up to it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import vograd
+from vograd.estimators import EvolutionStrategies, Merged, NoiseReuseES, Reparameterization
+from vograd.outer import outer_optimizer
 from vograd.recipes.config import Evaluation, Problem, Truncation
-from vograd.recipes.metz2019 import estimator, outer  # the same merged estimator and outer Adam
-
-DESCRIPTION = "AdaptiveMLPOptimizer (Adam + learned bounded correction) on a broad task mix"
+from vograd.recipes.recipe import Recipe, is_first_format, v1_smoothed_estimator
+from vograd.tasks.optimizers import AdaptiveMLPOptimizer
 
 # The outer-training distribution (the "train" class pool of each dataset).
 TRAIN_PROBLEMS: tuple[Problem, ...] = (
@@ -43,33 +43,36 @@ TRAIN_PROBLEMS: tuple[Problem, ...] = (
 
 
 @dataclass(frozen=True)
-class Adaptive:
+class Adaptive(Recipe):
     """One outer-training run of `AdaptiveMLPOptimizer`.
 
     ``problems``: the task families trained on together (the first is also
     ``problem``, the family of ``vograd eval``'s in-distribution check).
     ``grad_scale_range``: loss-scale augmentation (`LearnedOptimizerSystem`).
-    ``hidden``, ``lr``: the optimizer's MLP width (8: its step costs half of
-    16's) and the Adam learning rate it starts from: 1e-2, Adam's best single
-    rate on validation tasks of these families (``python -m
+    ``optimizer``: its ``hidden`` (the MLP width; 8, whose step costs half of
+    16's) and ``lr``, the Adam learning rate it starts from: 1e-2, Adam's best
+    single rate on validation tasks of these families (``python -m
     vograd.recipes.validation --adam``; the first runs started at 1e-3 and
-    ended no better than Adam at 1e-2 there). ``estimator``: ``"nres"``, 8
-    pairs, with outer beta1 0.9 to average the noisier ES estimates.
-    ``stagger``: particles start at random steps of their episodes, so each
-    outer step mixes early and late windows. The rest as in
+    ended no better than Adam at 1e-2 there). ``estimator``: noise-reuse ES,
+    8 pairs, with ``stagger`` on (particles start at random steps of their
+    episodes, so each outer step mixes early and late windows); outer beta1
+    0.9 averages its noisier estimates. The rest as in
     `vograd.recipes.metz2019.Metz2019`.
     """
+
+    DESCRIPTION: ClassVar[str] = (
+        "AdaptiveMLPOptimizer (Adam + learned bounded correction) on a broad task mix")
 
     problems: tuple[Problem, ...] = TRAIN_PROBLEMS
     # outer objective: inner training loss (train) or validation loss (valid)
     outer: Literal["train", "valid"] = "train"
     horizon: int = 1_000  # inner steps per episode
-    num_pairs: int = 8  # antithetic pairs per outer update
-    sigma: float = 0.01  # smoothing standard deviation of the perturbations
-    # merged (the method), grad (reparameterization only), es (ES only), nres (noise-reuse ES)
-    estimator: Literal["merged", "grad", "es", "nres"] = "nres"
-    # merge weights per element of theta, or from total variances
-    weighting: Literal["per_element", "total"] = "per_element"
+    # the outer-gradient estimator: Merged (the method), Reparameterization, EvolutionStrategies
+    # or NoiseReuseES
+    estimator: Merged | Reparameterization | EvolutionStrategies | NoiseReuseES = NoiseReuseES(
+        num_pairs=8, sigma=0.01, stagger=True)
+    # the learned optimizer: Adam plus a learned bounded correction, Adam at initialisation
+    optimizer: AdaptiveMLPOptimizer = AdaptiveMLPOptimizer(hidden=8, lr=1e-2)
     truncation: Truncation = Truncation(fixed=64, min_bucket=64)
     outer_steps: int = 400  # outer updates
     outer_lr: float = 3e-3  # outer Adam learning rate
@@ -77,10 +80,6 @@ class Adaptive:
     clip_value: float = 0.1  # clip each outer-gradient element to [-clip_value, clip_value]
     # draw each episode's loss scale log-uniformly in this range (None: no scaling)
     grad_scale_range: tuple[float, float] | None = (1e-3, 1e3)
-    hidden: int = 8  # hidden units of the optimizer's per-parameter MLP
-    lr: float = 1e-2  # Adam learning rate the optimizer starts from (it is Adam at init)
-    unroll: int = 1  # lax.scan unroll of the inner steps
-    stagger: bool = True  # start the particles at random steps of their episodes
     checkpoint_every: int = 25  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation(
         num_tasks=8, num_seeds=3, inner_steps=1_000, eval_every=50, eval_batches=4,
@@ -92,12 +91,9 @@ class Adaptive:
             raise ValueError("Adaptive: problems must name at least one task family")
         if self.outer not in ("train", "valid"):
             raise ValueError(f"outer must be 'train' or 'valid', got {self.outer!r}")
-        if self.estimator not in ("merged", "grad", "es", "nres"):
-            raise ValueError(
-                f"estimator must be 'merged', 'grad', 'es' or 'nres', got {self.estimator!r}"
-            )
-        if min(self.outer_steps, self.horizon, self.num_pairs) < 1:
-            raise ValueError("outer_steps, horizon and num_pairs must be >= 1")
+        if min(self.outer_steps, self.horizon) < 1:
+            raise ValueError("outer_steps and horizon must be >= 1")
+        super().__post_init__()
 
     @property
     def problem(self) -> Problem:
@@ -109,8 +105,34 @@ class Adaptive:
         """Returns the other training families (evaluated by ``vograd eval --only extra``)."""
         return self.problems[1:]
 
+    def system(self, classes: str = "train"):
+        """Returns the `vograd.JointSystem` of one `LearnedOptimizerSystem` per family."""
+        from vograd.tasks.system import LearnedOptimizerSystem
 
-CONFIG = Adaptive
+        systems = [
+            LearnedOptimizerSystem(self.optimizer, p.family(classes), outer=self.outer,
+                                   horizon=self.horizon, grad_scale_range=self.grad_scale_range)
+            for p in self.problems
+        ]
+        return systems[0] if len(systems) == 1 else vograd.JointSystem(systems)
+
+    def outer_optimizer(self):
+        """Returns the outer optimizer: value clipping, then Adam(lr, beta1) (as Metz 2019)."""
+        return outer_optimizer(self.outer_lr, b1=self.outer_b1, clip_value=self.clip_value)
+
+    @classmethod
+    def migrate(cls, data: dict) -> dict:
+        """Returns a first-format config (``estimator`` a string; ``num_pairs``, ``sigma``,
+        ``weighting``, ``unroll``, ``stagger``, ``truncation.chunk``, ``hidden``, ``lr``
+        fields) in today's; today's unchanged."""
+        if not is_first_format(data):
+            return data
+        d = dict(data)
+        d["estimator"] = v1_smoothed_estimator(d, num_pairs=2)
+        d["optimizer"] = {"class": "AdaptiveMLPOptimizer", "fields": {
+            "hidden": d.pop("hidden", 16), "lr": d.pop("lr", 1e-2)}}
+        return d
+
 
 PRESETS: dict[str, Adaptive] = {
     # About an hour on 2 idle cores: the optimizer behind vograd.tasks.pretrained's default.
@@ -119,39 +141,14 @@ PRESETS: dict[str, Adaptive] = {
     "demo": Adaptive(
         problems=TRAIN_PROBLEMS[:1] + TRAIN_PROBLEMS[3:4],
         horizon=200,
-        num_pairs=2,
+        estimator=NoiseReuseES(num_pairs=2, sigma=0.01, stagger=True),
         truncation=Truncation(start=20, end=20, num_steps=1, jitter=0.2, min_bucket=32),
         outer_steps=60,
         evaluation=Evaluation(num_tasks=4, num_seeds=2, inner_steps=200, eval_every=20,
                               eval_batches=2, random_search=0, generalization=False),
     ),
 }
+Adaptive.PRESETS = PRESETS
 
 
-def learned_optimizer(config: Adaptive):
-    """Returns the `AdaptiveMLPOptimizer` of the config's width and starting learning rate."""
-    from vograd.tasks.optimizers import AdaptiveMLPOptimizer
-
-    return AdaptiveMLPOptimizer(hidden=config.hidden, lr=config.lr)
-
-
-def system(config: Adaptive, classes: str = "train"):
-    """Returns the `vograd.JointSystem` of one `LearnedOptimizerSystem` per family."""
-    from vograd.tasks.system import LearnedOptimizerSystem
-
-    lopt = learned_optimizer(config)
-    systems = [
-        LearnedOptimizerSystem(lopt, p.family(classes), outer=config.outer, horizon=config.horizon,
-                               grad_scale_range=config.grad_scale_range)
-        for p in config.problems
-    ]
-    return systems[0] if len(systems) == 1 else vograd.JointSystem(systems)
-
-
-def fields() -> tuple[str, ...]:
-    """Returns the config's field names (for the CLI's listing)."""
-    return tuple(f.name for f in dataclasses.fields(Adaptive))
-
-
-__all__ = ["Adaptive", "CONFIG", "PRESETS", "TRAIN_PROBLEMS", "estimator", "learned_optimizer",
-           "outer", "system"]
+__all__ = ["Adaptive", "PRESETS", "TRAIN_PROBLEMS"]

@@ -15,36 +15,63 @@ the images are Fashion-MNIST classes of the training pool.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
 from vograd.estimators import TruncatedBackprop
 from vograd.outer import outer_optimizer
-
-DESCRIPTION = "Andrychowicz et al. 2016: coordinatewise LSTM optimizer, truncated backprop"
+from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
+from vograd.recipes.recipe import Recipe, is_first_format, pop_chunk
+from vograd.tasks.optimizers import LSTMOptimizer
 
 
 @dataclass(frozen=True)
-class Andrychowicz2016:
-    """One training run: ``num_particles`` optimizee runs of ``horizon`` steps, windows of 20."""
+class Andrychowicz2016(Recipe):
+    """One training run: the estimator's ``num_particles`` optimizee runs of ``horizon``
+    steps, windows of 20; the optimizer's ``preprocess_p`` is the paper's gradient
+    preprocessing constant p."""
+
+    DESCRIPTION: ClassVar[str] = (
+        "Andrychowicz et al. 2016: coordinatewise LSTM optimizer, truncated backprop")
 
     problem: Problem = Problem("quadratic")
     outer: str = "train"  # outer objective: inner training loss (train) or validation loss (valid)
     horizon: int = 100  # inner steps per optimizee run
-    num_particles: int = 8  # optimizee runs per outer update (truncated backprop through each)
+    # the outer-gradient estimator: truncated backprop through num_particles optimizee runs
+    estimator: TruncatedBackprop = TruncatedBackprop(num_particles=8)
+    # the learned optimizer: the coordinatewise 2-layer LSTM
+    optimizer: LSTMOptimizer = LSTMOptimizer(preprocess_p=10.0)
     truncation: Truncation = Truncation(fixed=20)
     outer_steps: int = 2_000  # outer updates
     outer_lr: float = 1e-3  # outer Adam learning rate
     # clip each outer-gradient element to this magnitude (None: no clipping)
     clip_value: float | None = None
-    preprocess_p: float = 10.0  # the paper's gradient preprocessing constant p
     checkpoint_every: int = 100  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation(
         num_tasks=20, num_seeds=2, inner_steps=100, eval_every=10, eval_batches=1,
         random_search=0, generalization=False,
     )
 
+    def system(self, classes: str = "train"):
+        """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
+        return learned_optimizer_system(self.optimizer, self.problem, self.outer, self.horizon,
+                                        classes)
 
-CONFIG = Andrychowicz2016
+    def outer_optimizer(self):
+        """Returns Adam(1e-3) (b1 = 0.9, as in the paper), optionally value-clipped."""
+        return outer_optimizer(self.outer_lr, b1=0.9, clip_value=self.clip_value)
+
+    @classmethod
+    def migrate(cls, data: dict) -> dict:
+        """Returns a first-format config (``num_particles``, ``preprocess_p``,
+        ``truncation.chunk`` fields) in today's; today's unchanged."""
+        if not is_first_format(data):
+            return data
+        d = dict(data)
+        d["estimator"] = {"class": "TruncatedBackprop", "fields": {
+            "num_particles": d.pop("num_particles", 8), "chunk": pop_chunk(d)}}
+        d["optimizer"] = {"class": "LSTMOptimizer", "fields": {
+            "preprocess_p": d.pop("preprocess_p", 10.0)}}
+        return d
 
 PRESETS: dict[str, Andrychowicz2016] = {
     "demo": Andrychowicz2016(
@@ -63,29 +90,7 @@ PRESETS: dict[str, Andrychowicz2016] = {
         outer_steps=10_000,
     ),
 }
+Andrychowicz2016.PRESETS = PRESETS
 
 
-def learned_optimizer(config: Andrychowicz2016):
-    """Returns the coordinatewise LSTM optimizer."""
-    from vograd.tasks.optimizers import LSTMOptimizer
-
-    return LSTMOptimizer(preprocess_p=config.preprocess_p)
-
-
-def system(config: Andrychowicz2016, classes: str = "train"):
-    """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
-    return learned_optimizer_system(
-        learned_optimizer(config), config.problem, config.outer, config.horizon, classes
-    )
-
-
-def estimator(config: Andrychowicz2016):
-    """Returns truncated backprop over ``num_particles`` persistent optimizee runs."""
-    window = min(config.truncation.max_window(), config.horizon)
-    return TruncatedBackprop(num_particles=config.num_particles, window=window,
-                             chunk=config.truncation.chunk)
-
-
-def outer(config: Andrychowicz2016):
-    """Returns Adam(1e-3) (b1 = 0.9, as in the paper), optionally value-clipped."""
-    return outer_optimizer(config.outer_lr, b1=0.9, clip_value=config.clip_value)
+__all__ = ["Andrychowicz2016", "PRESETS"]

@@ -1,12 +1,13 @@
 """The ``vograd`` subcommands as typed dataclasses: tyro turns each into a parser.
 
 ``train`` has one subcommand per registered recipe (`vograd.recipes.registry`),
-built by `train_command` from the recipe module's ``CONFIG`` dataclass: every
-config field is a flag (``--horizon``, ``--truncation.end``,
-``--problem.batch-size``) whose default is the chosen preset's value (after the
-ablation). A recipe module needs nothing CLI-specific: ``CONFIG``,
-``PRESETS``, ``DESCRIPTION``, the builders, and optionally ``ABLATIONS`` with
-``ablation(config, name)``.
+built by `vograd.recipes.train_command` from the recipe's config class: every config field is
+a flag (``--horizon``, ``--truncation.end``, ``--problem.batch-size``, the
+estimator's and optimizer's settings as ``--estimator.num-pairs``,
+``--optimizer.hidden``: `vograd.recipes.value_flags`) whose default is the
+chosen preset's value (after the ablation). A recipe needs nothing
+CLI-specific: a `vograd.recipes.recipe.Recipe` subclass with its
+``PRESETS``, ``DESCRIPTION`` and ``ABLATIONS``.
 
 Each command's ``run()`` returns the exit status; bad input raises
 `vograd.recipes.errors.UsageError` before any work starts. (No ``from __future__
@@ -14,63 +15,26 @@ import annotations`` here: tyro reads the annotations of classes built inside
 functions, which must then be real types.)
 """
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import tyro
 from tyro.conf import Positional, arg
 
 from vograd.recipes import registry, validate
 from vograd.recipes.errors import UnknownNameError, UsageError
-
-Flag = tyro.conf.FlagCreatePairsOff  # --force, not also --no-force
-Verbose = Annotated[Flag[bool], arg(aliases=("-v",), help="show INFO logs (JAX's included)")]
-NoProgress = Annotated[Flag[bool], arg(help="no progress bars")]
-
-
-def default_preset(module) -> str:
-    """Returns the preset a recipe runs without ``--preset``: ``demo`` if it has one."""
-    return "demo" if "demo" in module.PRESETS else next(iter(module.PRESETS))
-
-
-def base_config(recipe: str, preset: str, ablation: str | None):
-    """Returns the config of ``preset`` of ``recipe`` with ``ablation`` applied (names checked)."""
-    module = registry.get(recipe)
-    config = registry.preset(recipe, preset)
-    if ablation is not None:
-        known = getattr(module, "ABLATIONS", {})
-        if ablation not in known:
-            raise UnknownNameError(f"recipe {recipe!r} has no ablation {ablation!r}; "
-                                   f"ablations: {', '.join(known) or '(none)'}")
-        config = module.ablation(config, ablation)
-    return config
-
-
-def describe(recipe: str) -> str:
-    """Returns one recipe's line for the listings: description, presets, ablations."""
-    module = registry.get(recipe)
-    text = f"{module.DESCRIPTION}. Presets: {', '.join(module.PRESETS)}"
-    if getattr(module, "ABLATIONS", None):
-        text += f". Ablations: {', '.join(module.ABLATIONS)}"
-    return text
-
-
-def check_buildable(module, config) -> None:
-    """Raises `UsageError` if the recipe cannot build its system, estimator, outer optimizer
-    or starting weights from ``config`` (e.g. an unknown dataset, conv options on an MLP,
-    an unknown ``init_from``); datasets are cached, so training reuses what this loads."""
-    from vograd.tasks.datasets import DatasetUnavailableError
-
-    try:
-        getattr(module, "initial_theta", lambda c: None)(config)
-        module.system(config, "train")
-        module.estimator(config)
-        module.outer(config)
-    except (ValueError, KeyError, DatasetUnavailableError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        raise UsageError(f"invalid configuration: {msg}") from err
-
+from vograd.recipes.train_command import (  # noqa: F401 (the train command's, re-exported)
+    Flag,
+    NoProgress,
+    TrainBase,
+    Verbose,
+    base_config,
+    check_buildable,
+    default_preset,
+    describe,
+    estimator_classes,
+    train_command,
+)
 
 @dataclass(frozen=True)
 class Recipes:
@@ -80,78 +44,12 @@ class Recipes:
 
     def run(self) -> int:
         for name in registry.names():
-            module = registry.get(name)
-            print(f"{name}: {module.DESCRIPTION}")
-            print(f"  presets: {', '.join(module.PRESETS)}")
-            if getattr(module, "ABLATIONS", None):
-                print(f"  ablations: {', '.join(module.ABLATIONS)}")
+            recipe = registry.get(name)
+            print(f"{name}: {recipe.DESCRIPTION}")
+            print(f"  presets: {', '.join(recipe.PRESETS)}")
+            if recipe.ABLATIONS:
+                print(f"  ablations: {', '.join(recipe.ABLATIONS)}")
         return 0
-
-
-@dataclass(frozen=True)
-class TrainBase:
-    """The fields every ``vograd train RECIPE`` has; `train_command` adds the rest."""
-
-    RECIPE: ClassVar[str]
-
-    def run(self) -> int:
-        from vograd.recipes import overrides, run
-
-        module = registry.get(self.RECIPE)
-        ablation = getattr(self, "ablation", None)
-        base = base_config(self.RECIPE, self.preset, ablation)
-        validate.check_seed(self.seed)
-        validate.check_config(self.config)
-        validate.check_run_dir(self.out)
-        check_buildable(module, self.config)
-        result = run.train(
-            self.RECIPE, self.config, self.out, seed=self.seed, preset=self.preset,
-            progress=not self.no_progress, ablation=ablation,
-            overrides=overrides.diff(base, self.config), tensorboard=self.tensorboard,
-        )
-        resumed = f" (resumed from step {result.resumed_from})" if result.resumed_from else ""
-        print(
-            f"trained {self.RECIPE}/{self.preset} for {result.step} outer steps{resumed}; "
-            f"skipped updates: {result.num_skipped}; run directory: {self.out}"
-        )
-        return 0
-
-
-def train_command(recipe: str, preset: str, ablation: str | None) -> type:
-    """Returns the dataclass of ``vograd train RECIPE``; its config defaults are those of
-    ``preset`` with ``ablation`` applied."""
-    module = registry.get(recipe)
-    config = base_config(recipe, preset, ablation)
-    own = {"out", "preset", "seed", "ablation", "no_progress", "verbose", "tensorboard"}
-    clash = own & {f.name for f in dataclasses.fields(module.CONFIG)}
-    fields = [
-        ("out", Annotated[str, arg(metavar="DIR", help=(
-            "run directory: new, empty, or an existing run of the same config to resume"))]),
-        ("preset", Annotated[Literal[tuple(module.PRESETS)], arg(
-            help="the preset whose values are the defaults below (they show those of "
-                 f"{preset!r}; `--preset P --help` shows P's)")],
-         dataclasses.field(default=preset)),
-        ("seed", Annotated[int, arg(help="outer-training seed, an integer in [0, 2**32)")],
-         dataclasses.field(default=0)),
-    ]
-    if getattr(module, "ABLATIONS", None):
-        fields.append(("ablation", Annotated[Optional[Literal[tuple(module.ABLATIONS)]], arg(
-            help="apply this ablation to the preset (its changes show in the defaults)")],
-            dataclasses.field(default=ablation)))
-    fields += [
-        ("no_progress", NoProgress, dataclasses.field(default=False)),
-        ("tensorboard", Annotated[Flag[bool], arg(help=(
-            "also write TensorBoard event files into DIR/tensorboard (the 'tensorboard' extra)"))],
-         dataclasses.field(default=False)),
-        ("verbose", Verbose, dataclasses.field(default=False)),
-        ("config", Annotated[module.CONFIG, arg(name="config" if clash else "")],
-         dataclasses.field(default=config)),
-    ]
-    cls = dataclasses.make_dataclass(f"Train_{recipe}", fields, bases=(TrainBase,), frozen=True)
-    cls.RECIPE = recipe
-    cls.__doc__ = f"Outer-train {recipe} (resumable: rerun the same command to continue). " + (
-        describe(recipe))
-    return cls
 
 
 @dataclass(frozen=True)
@@ -211,7 +109,7 @@ class Export:
 
 
 def _recipes_with_ablations() -> tuple[str, ...]:
-    return tuple(n for n in registry.names() if getattr(registry.get(n), "ABLATIONS", None))
+    return tuple(n for n in registry.names() if registry.get(n).ABLATIONS)
 
 
 def ablations_command() -> type:
@@ -235,17 +133,17 @@ def ablations_command() -> type:
         def run(self) -> int:
             from vograd.recipes import ablations
 
-            module = registry.get(self.recipe)
+            known = registry.get(self.recipe).ABLATIONS
             registry.preset(self.recipe, self.preset)
             validate.check_count(self.seeds, "--seeds")
             only = None
             if self.only is not None:
                 only = [a.strip() for a in self.only.split(",")]
-                unknown = [a for a in only if a not in module.ABLATIONS]
+                unknown = [a for a in only if a not in known]
                 if unknown or not only:
                     raise UnknownNameError(f"--only: unknown ablations {unknown}; "
-                                           f"ablations: {', '.join(module.ABLATIONS)}")
-            validate.check_study_dir(self.out, list(module.ABLATIONS))
+                                           f"ablations: {', '.join(known)}")
+            validate.check_study_dir(self.out, list(known))
             print(ablations.run(self.recipe, self.preset, self.out, seeds=self.seeds, only=only,
                                 progress=not self.no_progress))
             return 0
@@ -346,25 +244,26 @@ class Reproduce:
         return 0
 
 
-def command_type(recipe: str | None, preset: str | None, ablation: str | None):
+def command_type(recipe: str | None, preset: str | None, ablation: str | None,
+                 estimator: str | None = None):
     """Returns the tyro type of the whole command line: a union of the subcommands.
 
-    ``recipe``, ``preset``, ``ablation``: what the command line names (read
-    before parsing), so that ``train RECIPE``'s defaults are that preset's.
+    ``recipe``, ``preset``, ``ablation``, ``estimator`` (a class name): what the
+    command line names (read before parsing), so that ``train RECIPE``'s
+    defaults are that preset's.
     """
     trains = []
     for name in registry.names():
-        module = registry.get(name)
         chosen = name == recipe
-        cls = train_command(name, preset if chosen and preset else default_preset(module),
-                            ablation if chosen else None)
-        trains.append(Annotated[cls, tyro.conf.subcommand(name, description=describe(name))])
+        cls = train_command(name, preset if chosen and preset else default_preset(registry.get(name)),
+                            ablation if chosen else None, estimator if chosen else None)
+        trains.append(Annotated[cls, tyro.conf.subcommand(name, description=cls.DESCRIPTION)])
 
     @dataclass(frozen=True)
     class Train:
         """Outer-train a recipe (resumable). `vograd train RECIPE --help` lists its fields."""
 
-        recipe: Annotated[tyro.conf.OmitSubcommandPrefixes[Union_(trains)], arg(name="")]
+        recipe: Annotated[Union_(trains), arg(name="")]
 
         def run(self) -> int:
             return self.recipe.run()

@@ -2,7 +2,10 @@
 
 Recipes are frozen dataclasses, never strings: a preset is a value, an
 ablation is ``dataclasses.replace`` of one. ``to_dict`` / ``from_dict`` make
-them round-trip through the ``config.json`` of a run directory.
+them round-trip through the ``config.json`` of a run directory: nested
+dataclasses as objects, tuples as lists, and the equinox values a config
+holds (its estimator and learned optimizer) as ``{"class", "fields"}``
+(`vograd.spec`), rebuilt only as a class the field's annotation names.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import equinox as eqx
+
+from vograd import spec
 from vograd.schedules import Constant, LinearCurriculum, Schedule
 
 
@@ -108,8 +114,7 @@ class Truncation:
     ``fixed`` set: every window has that many steps (the Metz 2019 ablations
     "10 / 100 / 1000 steps per truncation"). Otherwise the window grows from
     ``start`` to ``end`` over ``num_steps`` outer updates with multiplicative
-    ``jitter``. ``chunk``: reverse-mode checkpointing granularity for long
-    windows (None: no chunking). ``min_bucket``: the smallest compiled window
+    ``jitter``. ``min_bucket``: the smallest compiled window
     (`vograd.train`): shorter windows run padded to it, saving compilations
     (~20 s each for a learned optimizer on a CPU) at the start of a curriculum
     and at episode ends.
@@ -120,8 +125,6 @@ class Truncation:
     num_steps: int = 5_000  # outer steps over which the window grows from start to end
     jitter: float = 0.2  # multiplicative jitter of each window: U(1 - jitter, 1 + jitter)
     fixed: int | None = None  # every window this many steps (overrides the curriculum)
-    # reverse-mode checkpointing granularity for long windows (None: no chunking)
-    chunk: int | None = None
     # smallest compiled window: shorter ones run padded to it (fewer compiles)
     min_bucket: int | None = None
 
@@ -183,13 +186,40 @@ class Evaluation:
                 )
 
 
+def value_classes(tp: Any) -> dict[str, type] | None:
+    """Returns ``{name: class}`` of a field annotated with equinox value classes (one class,
+    or a union of them, optionally with None), else None."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    classes = [a for a in args if a is not type(None)]
+    if classes and all(isinstance(a, type) and issubclass(a, eqx.Module) for a in classes):
+        return {c.__name__: c for c in classes}
+    return None
+
+
+def _to_json(tp: Any, value: Any) -> Any:
+    classes = value_classes(tp)
+    if classes is not None and value is not None:
+        return spec.to_spec(value, classes)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_dict(value)
+    if isinstance(value, tuple):
+        return [_to_json(None, v) for v in value]
+    return value
+
+
 def to_dict(config) -> dict:
-    """Returns a JSON-able dict of a (nested) recipe dataclass."""
-    return dataclasses.asdict(config)
+    """Returns a JSON-able dict of a (nested) recipe dataclass: its estimator and
+    optimizer values as ``{"class", "fields"}``."""
+    hints = typing.get_type_hints(type(config))
+    return {f.name: _to_json(hints.get(f.name), getattr(config, f.name))
+            for f in dataclasses.fields(config)}
 
 
 def _coerce(tp, value):
-    """Returns ``value`` converted to the annotated type ``tp`` (dataclasses, tuples)."""
+    """Returns ``value`` converted to the annotated type ``tp`` (dataclasses, tuples, values)."""
+    classes = value_classes(tp)
+    if classes is not None:
+        return None if value is None else spec.from_spec(value, classes)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value)
     origin = typing.get_origin(tp)
@@ -214,13 +244,24 @@ def _coerce(tp, value):
 
 
 def from_dict(cls, data: dict):
-    """Returns ``cls(**data)`` with nested dataclasses rebuilt; unknown keys are an error."""
+    """Returns ``cls(**data)`` with nested dataclasses and values rebuilt; unknown keys, an
+    unknown value class and settings a value refuses are a ValueError naming the field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
-    return cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
+    fields = {}
+    for k, v in data.items():
+        try:
+            fields[k] = _coerce(hints[k], v)
+        except ValueError as err:
+            if value_classes(hints[k]) is None:
+                raise
+            raise ValueError(f"{cls.__name__}.{k}: {err}") from err
+    return cls(**fields)
 
 
 def learned_optimizer_system(lopt, problem: Problem, outer: str, horizon: int, classes: str):

@@ -146,7 +146,7 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
     if unknown or not parts:
         raise ValueError(f"unknown evaluation parts {unknown or list(parts)}; known: "
                          f"{list(PARTS + OPTIONAL_PARTS)}")
-    module, config, record = run.read_run(out_dir)
+    _, config, record = run.read_run(out_dir)
     lopt, theta = run.load_theta(out_dir)
     ev = config.evaluation
     key = jax.random.key(seed + 1_000)
@@ -157,7 +157,7 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
     if "heldout" in parts:
         held_out.append((config.problem, key, out / "eval", "", "Held-out tasks"))
     if "extra" in parts:
-        for i, problem in enumerate(getattr(config, "extra_problems", ()), start=1):
+        for i, problem in enumerate(config.extra_problems, start=1):
             held_out.append((problem, jax.random.fold_in(key, 1 + i), out / f"eval_extra_{i}",
                              f" ({problem.architecture})",
                              f"Held-out tasks, outer-training family {i + 1}"))

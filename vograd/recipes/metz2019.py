@@ -10,43 +10,48 @@ inner training batches (``outer="train"``) or held-out batches (``"valid"``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 import vograd
-from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
 from vograd.estimators import EvolutionStrategies, Merged, NoiseReuseES, Reparameterization
 from vograd.outer import outer_optimizer
-
-
-DESCRIPTION = "Metz et al. 2019: MLP learned optimizer, merged estimator, truncation curriculum"
+from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
+from vograd.recipes.recipe import Recipe, as_estimator, is_first_format, v1_smoothed_estimator
+from vograd.tasks.optimizers import MLPOptimizer
 
 
 @dataclass(frozen=True)
-class Metz2019:
+class Metz2019(Recipe):
     """One Metz 2019 training run (defaults: the paper's settings).
 
-    ``num_pairs`` antithetic pairs per outer update (the paper used 128
-    samples, i.e. 64 pairs). ``sigma`` is the smoothing standard deviation:
-    the authors' code uses sigma = 0.01 (the paper's text says sigma^2 =
-    0.01); we follow the code. ``estimator``: ``"merged"`` (the method),
-    ``"grad"`` (reparameterization only) or ``"es"`` (ES only) for the
-    ablations. ``horizon``: inner steps per episode. ``step_mult``: the
-    optimizer's output scale (update ``-step_mult * d * exp(0.001 m)``; the
-    paper's 0.001 makes first updates ~1e-3 per parameter, 10-30x below what
-    tuned Adam takes on small MLPs, which the outer loop must then learn).
+    ``estimator``: `vograd.Merged` (the method; weights per element of theta
+    from the same pairs, as in the authors' code), or `vograd.Reparameterization`
+    / `vograd.EvolutionStrategies` alone for the ablations, or
+    `vograd.NoiseReuseES`; its window comes from ``truncation``. ``num_pairs`` antithetic pairs per outer update (the
+    paper used 128 samples, i.e. 64 pairs). ``sigma`` is the smoothing
+    standard deviation: the authors' code uses sigma = 0.01 (the paper's text
+    says sigma^2 = 0.01); we follow the code. ``stagger``: the particles start
+    at random steps of their episodes (`vograd.estimators.population`), so
+    one outer step sees early and late windows at once rather than every
+    particle at the same step (off: as the authors' code). ``optimizer``: the
+    `MLPOptimizer`; ``use_momentum`` and ``use_time`` drop its feature groups
+    for the ablations, ``step_mult`` is its output scale (update
+    ``-step_mult * d * exp(0.001 m)``; the paper's 0.001 makes first updates
+    ~1e-3 per parameter, 10-30x below what tuned Adam takes on small MLPs,
+    which the outer loop must then learn). ``horizon``: inner steps per
+    episode.
     ``extra_problems``: more task families to outer-train on at the same time
     (`vograd.JointSystem`: every sample trains one task of each family, the
     outer loss is their mean); ``problem`` stays the family of the held-out
     evaluation. ``init_from``: start from the weights of this
     ``vograd.tasks.pretrained`` entry instead of a fresh initialisation (a later stage
-    of a curriculum). ``stagger``: the estimator's particles start at
-    random steps of their episodes (`vograd.estimators.population`), so one
-    outer step sees early and late windows at once rather than every
-    particle at the same step (off: as the authors' code).
+    of a curriculum).
     """
+
+    DESCRIPTION: ClassVar[str] = (
+        "Metz et al. 2019: MLP learned optimizer, merged estimator, truncation curriculum")
 
     problem: Problem = Problem("conv", "imagenet_resized/32x32")
     extra_problems: tuple[Problem, ...] = ()
@@ -55,37 +60,65 @@ class Metz2019:
     # outer objective: inner training loss (train) or validation loss (valid)
     outer: Literal["train", "valid"] = "valid"
     horizon: int = 10_000  # inner steps per episode
-    num_pairs: int = 64  # antithetic pairs per outer update
-    sigma: float = 0.01  # smoothing standard deviation of the perturbations
-    # merged (the method), grad (reparameterization only), es (ES only), nres (noise-reuse ES)
-    estimator: Literal["merged", "grad", "es", "nres"] = "merged"
-    # merge weights per element of theta, or from total variances
-    weighting: Literal["per_element", "total"] = "per_element"
+    # the outer-gradient estimator: Merged (the method), Reparameterization, EvolutionStrategies
+    # or NoiseReuseES
+    estimator: Merged | Reparameterization | EvolutionStrategies | NoiseReuseES = Merged(
+        num_pairs=64, sigma=0.01)
+    # the learned optimizer: the per-parameter MLP of the paper
+    optimizer: MLPOptimizer = MLPOptimizer()
     truncation: Truncation = Truncation()
     outer_steps: int = 10_000  # outer updates
     outer_lr: float = 1e-5  # outer Adam learning rate
     outer_b1: float = 0.5  # outer Adam beta1
     clip_value: float = 0.1  # clip each outer-gradient element to [-clip_value, clip_value]
-    use_momentum: bool = True  # give the optimizer its momentum features
-    use_time: bool = True  # give the optimizer its training-time features
-    step_mult: float = 0.001  # output scale of the update (0.001 in the paper)
-    unroll: int = 1  # lax.scan unroll of the inner steps
-    stagger: bool = False  # start the particles at random steps of their episodes
     checkpoint_every: int = 50  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation()
 
     def __post_init__(self):
         if self.outer not in ("train", "valid"):
             raise ValueError(f"outer must be 'train' or 'valid', got {self.outer!r}")
-        if self.estimator not in ("merged", "grad", "es", "nres"):
-            raise ValueError(
-                f"estimator must be 'merged', 'grad', 'es' or 'nres', got {self.estimator!r}"
-            )
         if self.outer_steps < 1 or self.horizon < 1:
             raise ValueError("outer_steps and horizon must be >= 1")
+        super().__post_init__()
 
+    def system(self, classes: str = "train"):
+        """Returns the `LearnedOptimizerSystem` over the ``classes`` pool, or a
+        `vograd.JointSystem` of one per family with ``extra_problems``."""
+        systems = [
+            learned_optimizer_system(self.optimizer, p, self.outer, self.horizon, classes)
+            for p in (self.problem, *self.extra_problems)
+        ]
+        return systems[0] if len(systems) == 1 else vograd.JointSystem(systems)
 
-CONFIG = Metz2019
+    def initial_theta(self):
+        """Returns the weights of the ``init_from`` pretrained entry, or None (fresh init)."""
+        if self.init_from is None:
+            return None
+        from vograd.tasks import pretrained
+
+        lopt, theta = pretrained.load_optimizer(self.init_from)
+        got, want = (pretrained.optimizer_spec(o) for o in (lopt, self.optimizer))
+        if got != want:
+            raise ValueError(f"init_from={self.init_from!r} is a {got}, but this config trains a {want}")
+        return theta
+
+    def outer_optimizer(self):
+        """Returns the outer optimizer: value clipping, then Adam(lr, beta1)."""
+        return outer_optimizer(self.outer_lr, b1=self.outer_b1, clip_value=self.clip_value)
+
+    @classmethod
+    def migrate(cls, data: dict) -> dict:
+        """Returns a first-format config (``estimator`` a string; ``num_pairs``, ``sigma``,
+        ``weighting``, ``unroll``, ``stagger``, ``truncation.chunk``, ``use_momentum``,
+        ``use_time``, ``step_mult`` fields) in today's; today's unchanged."""
+        if not is_first_format(data):
+            return data
+        d = dict(data)
+        d["estimator"] = v1_smoothed_estimator(d, num_pairs=64)
+        d["optimizer"] = {"class": "MLPOptimizer", "fields": {
+            "use_momentum": d.pop("use_momentum", True), "use_time": d.pop("use_time", True),
+            "step_mult": d.pop("step_mult", 0.001)}}
+        return d
 
 # The `small` and `mixed` presets' MLP family and held-out evaluation (20 tasks x
 # 3 seeds at the 300-step training horizon, plus the 6-layer CNN against Adam).
@@ -101,7 +134,7 @@ _SMALL_EVALUATION = Evaluation(
 _SMALL = Metz2019(
     problem=_SMALL_MLP,
     horizon=300,
-    num_pairs=4,
+    estimator=Merged(num_pairs=4, sigma=0.01),
     truncation=Truncation(start=10, end=150, num_steps=500, jitter=0.2, min_bucket=32),
     outer_steps=1400,
     outer_lr=3e-3,
@@ -154,7 +187,7 @@ PRESETS: dict[str, Metz2019] = {
     "joint": replace(
         _SMALL,
         extra_problems=(_SMALL_CNN,),
-        num_pairs=2,
+        estimator=Merged(num_pairs=2, sigma=0.01),
         truncation=Truncation(start=10, end=100, num_steps=500, jitter=0.2, min_bucket=32),
         outer_steps=1600,
     ),
@@ -165,7 +198,7 @@ PRESETS: dict[str, Metz2019] = {
         _SMALL,
         problem=replace(_SMALL_MLP, hidden=(8,), batch_size=16),
         horizon=40,
-        num_pairs=2,
+        estimator=Merged(num_pairs=2, sigma=0.01),
         truncation=Truncation(fixed=10),
         outer_steps=5,
         checkpoint_every=5,
@@ -175,7 +208,7 @@ PRESETS: dict[str, Metz2019] = {
         ),
     ),
     # The published sizes: a GPU or many machines.
-    "paper": Metz2019(truncation=Truncation(chunk=50)),
+    "paper": Metz2019(estimator=Merged(num_pairs=64, sigma=0.01, chunk=50)),
 }
 
 
@@ -192,82 +225,19 @@ def _same_inner_steps(config: Metz2019, window: int) -> Metz2019:
     return replace(config, truncation=replace(t, fixed=window), outer_steps=steps)
 
 
+# Figure 8: each ablation replaces a value of the config.
 ABLATIONS = {
     "full": lambda c: c,
-    "grad_only": lambda c: replace(c, estimator="grad"),
-    "es_only": lambda c: replace(c, estimator="es"),
+    "grad_only": lambda c: replace(c, estimator=as_estimator(Reparameterization, c.estimator)),
+    "es_only": lambda c: replace(c, estimator=as_estimator(EvolutionStrategies, c.estimator)),
     "trunc10": lambda c: _same_inner_steps(c, 10),
     "trunc100": lambda c: _same_inner_steps(c, 100),
     "trunc1000": lambda c: _same_inner_steps(c, 1000),
-    "no_momentum": lambda c: replace(c, use_momentum=False),
-    "no_time": lambda c: replace(c, use_time=False),
+    "no_momentum": lambda c: replace(c, optimizer=replace(c.optimizer, use_momentum=False)),
+    "no_time": lambda c: replace(c, optimizer=replace(c.optimizer, use_time=False)),
 }
+Metz2019.PRESETS = PRESETS
+Metz2019.ABLATIONS = ABLATIONS
 
 
-def ablation(config: Metz2019, name: str) -> Metz2019:
-    """Returns ``config`` with the named Metz 2019 ablation applied (Figure 8)."""
-    if name not in ABLATIONS:
-        raise KeyError(f"unknown ablation {name!r}; known: {sorted(ABLATIONS)}")
-    return ABLATIONS[name](config)
-
-
-def learned_optimizer(config: Metz2019):
-    """Returns the MLP learned optimizer with the config's feature flags."""
-    from vograd.tasks.optimizers import MLPOptimizer
-
-    return MLPOptimizer(
-        use_momentum=config.use_momentum, use_time=config.use_time, step_mult=config.step_mult
-    )
-
-
-def system(config: Metz2019, classes: str = "train"):
-    """Returns the `LearnedOptimizerSystem` over the ``classes`` pool, or a
-    `vograd.JointSystem` of one per family with ``extra_problems``."""
-    lopt = learned_optimizer(config)
-    systems = [
-        learned_optimizer_system(lopt, p, config.outer, config.horizon, classes)
-        for p in (config.problem, *config.extra_problems)
-    ]
-    return systems[0] if len(systems) == 1 else vograd.JointSystem(systems)
-
-
-def initial_theta(config: Metz2019):
-    """Returns the weights of the ``init_from`` pretrained entry, or None (fresh init)."""
-    if config.init_from is None:
-        return None
-    from vograd.tasks import pretrained
-
-    lopt, theta = pretrained.load_optimizer(config.init_from)
-    got, want = (pretrained.optimizer_spec(o) for o in (lopt, learned_optimizer(config)))
-    if got != want:
-        raise ValueError(f"init_from={config.init_from!r} is a {got}, but this config trains a {want}")
-    return theta
-
-
-def estimator(config: Metz2019) -> vograd.Estimator:
-    """Returns the outer-gradient estimator; its window is set per step by `vograd.train`."""
-    window = min(config.truncation.max_window(), config.horizon)
-    common = dict(
-        num_pairs=config.num_pairs, sigma=config.sigma, window=window,
-        chunk=config.truncation.chunk, unroll=config.unroll, stagger=config.stagger,
-    )
-    if config.estimator == "merged":
-        # The authors' rule, explicitly: weights from the same pairs, no jump detection.
-        return Merged(
-            weighting=config.weighting, weights="same_samples", detect_jumps=False, **common
-        )
-    if config.estimator == "grad":
-        return Reparameterization(**common)
-    if config.estimator == "nres":
-        return NoiseReuseES(**common)
-    return EvolutionStrategies(**common)
-
-
-def outer(config: Metz2019):
-    """Returns the outer optimizer: value clipping, then Adam(lr, beta1)."""
-    return outer_optimizer(config.outer_lr, b1=config.outer_b1, clip_value=config.clip_value)
-
-
-def fields() -> tuple[str, ...]:
-    """Returns the config's field names (for the CLI's listing)."""
-    return tuple(f.name for f in dataclasses.fields(Metz2019))
+__all__ = ["ABLATIONS", "Metz2019", "PRESETS"]

@@ -11,23 +11,29 @@ presets here use the image MLP and CNN families that run offline.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
 from vograd.estimators import PersistentES
 from vograd.outer import outer_optimizer
-
-DESCRIPTION = "Metz et al. 2020: hierarchical (per-tensor LSTM + per-parameter MLP) optimizer, PES"
+from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
+from vograd.recipes.recipe import Recipe, is_first_format, pop_chunk
+from vograd.tasks.optimizers import HierarchicalOptimizer
 
 
 @dataclass(frozen=True)
-class Metz2020:
-    """One training run; ``sigma`` is the PES perturbation standard deviation."""
+class Metz2020(Recipe):
+    """One training run; the estimator's ``sigma`` is the PES perturbation standard deviation."""
+
+    DESCRIPTION: ClassVar[str] = (
+        "Metz et al. 2020: hierarchical (per-tensor LSTM + per-parameter MLP) optimizer, PES")
 
     problem: Problem = Problem("mlp", "fashion_mnist", hidden=(32, 32), batch_size=128)
     outer: str = "train"  # outer objective: inner training loss (train) or validation loss (valid)
     horizon: int = 10_000  # inner steps per episode
-    num_pairs: int = 64  # antithetic PES pairs per outer update
-    sigma: float = 0.01  # PES perturbation standard deviation
+    # the outer-gradient estimator: Persistent ES with num_pairs antithetic pairs
+    estimator: PersistentES = PersistentES(num_pairs=64, sigma=0.01)
+    # the learned optimizer: per-tensor LSTM (64 units) and per-parameter MLP (2 x 32)
+    optimizer: HierarchicalOptimizer = HierarchicalOptimizer()
     truncation: Truncation = Truncation(fixed=50)
     outer_steps: int = 10_000  # outer updates
     outer_lr: float = 3e-5  # outer Adam learning rate
@@ -36,48 +42,47 @@ class Metz2020:
     checkpoint_every: int = 100  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation()
 
+    def system(self, classes: str = "train"):
+        """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
+        return learned_optimizer_system(self.optimizer, self.problem, self.outer, self.horizon,
+                                        classes)
 
-CONFIG = Metz2020
+    def outer_optimizer(self):
+        """Returns value clipping then Adam(lr, b1 = 0.9)."""
+        return outer_optimizer(self.outer_lr, b1=0.9, clip_value=self.clip_value)
+
+    @classmethod
+    def migrate(cls, data: dict) -> dict:
+        """Returns a first-format config (``num_pairs``, ``sigma``, ``truncation.chunk``
+        fields) in today's; today's unchanged."""
+        if not is_first_format(data):
+            return data
+        d = dict(data)
+        d["estimator"] = {"class": "PersistentES", "fields": {
+            "num_pairs": d.pop("num_pairs", 64), "sigma": d.pop("sigma", 0.01),
+            "chunk": pop_chunk(d)}}
+        d["optimizer"] = {"class": "HierarchicalOptimizer", "fields": {}}
+        return d
 
 PRESETS: dict[str, Metz2020] = {
     "demo": Metz2020(
         problem=Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=64),
-        horizon=200, num_pairs=4, truncation=Truncation(fixed=20), outer_steps=100,
+        horizon=200, estimator=PersistentES(num_pairs=4, sigma=0.01),
+        truncation=Truncation(fixed=20), outer_steps=100,
         outer_lr=3e-3, checkpoint_every=50,
         evaluation=Evaluation(num_tasks=4, num_seeds=2, inner_steps=200, eval_every=20,
                               eval_batches=2, random_search=0, generalization=False),
     ),
     "small": Metz2020(
-        horizon=1_000, num_pairs=8, truncation=Truncation(fixed=50), outer_steps=2_000,
+        horizon=1_000, estimator=PersistentES(num_pairs=8, sigma=0.01),
+        truncation=Truncation(fixed=50), outer_steps=2_000,
         outer_lr=1e-3,
         evaluation=Evaluation(num_tasks=10, num_seeds=2, inner_steps=1_000, eval_every=50,
                               random_search=16, generalization_tasks=2),
     ),
     "paper": Metz2020(),
 }
+Metz2020.PRESETS = PRESETS
 
 
-def learned_optimizer(config: Metz2020):
-    """Returns the hierarchical optimizer with its default sizes (LSTM 64, MLP 2 x 32)."""
-    from vograd.tasks.optimizers import HierarchicalOptimizer
-
-    return HierarchicalOptimizer()
-
-
-def system(config: Metz2020, classes: str = "train"):
-    """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
-    return learned_optimizer_system(
-        learned_optimizer(config), config.problem, config.outer, config.horizon, classes
-    )
-
-
-def estimator(config: Metz2020):
-    """Returns Persistent ES with ``num_pairs`` antithetic pairs."""
-    window = min(config.truncation.max_window(), config.horizon)
-    return PersistentES(num_pairs=config.num_pairs, sigma=config.sigma, window=window,
-                        chunk=config.truncation.chunk)
-
-
-def outer(config: Metz2020):
-    """Returns value clipping then Adam(lr, b1 = 0.9)."""
-    return outer_optimizer(config.outer_lr, b1=0.9, clip_value=config.clip_value)
+__all__ = ["Metz2020", "PRESETS"]

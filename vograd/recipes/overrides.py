@@ -11,8 +11,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import equinox as eqx
+
+from vograd import spec
+from vograd.recipes.recipe import DERIVED_FIELDS
+
 
 def _json(value: Any) -> Any:
+    if isinstance(value, eqx.Module):
+        return spec.to_spec(value, {type(value).__name__: type(value)})
     if isinstance(value, tuple):
         return [_json(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -24,7 +31,10 @@ def diff(base: Any, config: Any, prefix: str = "") -> dict[str, Any]:
     """Returns ``{dotted path: JSON value}`` of the leaves of ``config`` that differ from ``base``.
 
     Nested dataclasses are compared field by field, tuples of dataclasses of
-    equal length element by element (``extra_problems.0.batch_size``).
+    equal length element by element (``extra_problems.0.batch_size``), an
+    estimator or optimizer value of the same class setting by setting
+    (``estimator.num_pairs``; its derived ``window`` follows the truncation
+    and is no override).
     """
     if base == config:
         return {}
@@ -32,6 +42,8 @@ def diff(base: Any, config: Any, prefix: str = "") -> dict[str, Any]:
             and not isinstance(base, type)):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(base):
+            if isinstance(base, eqx.Module) and f.name in DERIVED_FIELDS:
+                continue
             out.update(diff(getattr(base, f.name), getattr(config, f.name), f"{prefix}{f.name}."))
         return out
     if (isinstance(base, tuple) and isinstance(config, tuple) and len(base) == len(config)

@@ -1,7 +1,8 @@
 """Training and evaluating a recipe into a run directory.
 
 A run directory holds ``config.json`` (recipe, preset, seed, the full typed
-config), ``checkpoints/`` (resumable, atomic), ``metrics.jsonl`` (one line per
+config, its estimator and optimizer as ``{"class", "fields"}``; a config of
+the first format is read through `Recipe.migrate`), ``checkpoints/`` (resumable, atomic), ``metrics.jsonl`` (one line per
 outer step), ``theta.ckpt`` (the trained optimizer, no pickle),
 ``training.png`` and, after evaluation, ``eval/`` with the report and plots.
 """
@@ -38,7 +39,7 @@ def _write_config(out: Path, recipe: str, preset: str | None, seed: int, config,
     if path.exists():
         old = json.loads(path.read_text())
         try:  # compared as configs: fields added since the run was started take their defaults
-            old_config = cfg.from_dict(type(config), old.get("config", {}))
+            old_config = type(config).from_json(old.get("config", {}))
         except (TypeError, ValueError):
             old_config = None
         if [old.get(k) for k in ("recipe", "preset", "seed")] != [recipe, preset, seed] or (
@@ -55,14 +56,15 @@ def _write_config(out: Path, recipe: str, preset: str | None, seed: int, config,
 
 
 def read_run(out_dir: str | os.PathLike):
-    """Returns ``(recipe_module, config, record)`` of an existing run directory."""
+    """Returns ``(recipe_class, config, record)`` of an existing run directory; a config of
+    the first format (string estimator, optimizer settings as fields) is migrated."""
     path = Path(out_dir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{out_dir} is not a run directory (no config.json)")
     try:
         record = json.loads(path.read_text())
-        module = registry.get(record["recipe"])
-        return module, cfg.from_dict(module.CONFIG, record["config"]), record
+        recipe = registry.get(record["recipe"])
+        return recipe, recipe.from_json(record["config"]), record
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
         raise UsageError(f"{path} is not a readable vograd run configuration: {err}") from err
 
@@ -81,17 +83,19 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
     and to the extra writers or callbacks in ``log`` (`vograd.metrics`).
     """
     seed = check_seed(seed)
-    module = registry.get(recipe)
+    if type(config) is not registry.get(recipe):
+        raise TypeError(f"recipe {recipe!r} trains a {registry.get(recipe).__name__}, "
+                        f"got a {type(config).__name__}")
     out = validate.check_run_dir(out_dir)
     validate.check_seed(seed)
     extra = {"ablation": ablation, "overrides": overrides or {}}
     _write_config(out, recipe, preset, seed, config, extra)
-    system = module.system(config, "train")
-    initial = getattr(module, "initial_theta", lambda config: None)(config)
+    system = config.system("train")
+    initial = config.initial_theta()
     result = vograd.train(
         system,
-        module.estimator(config),
-        module.outer(config),
+        config.estimator,
+        config.outer_optimizer(),
         config.outer_steps,
         jax.random.key(seed),
         schedule=config.truncation.schedule(),
@@ -105,7 +109,7 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
     )
     checkpoint.save_checkpoint(
         out / "theta.ckpt", result.theta, step=result.step,
-        metadata={"recipe": recipe, "optimizer": type(module.learned_optimizer(config)).__name__},
+        metadata={"recipe": recipe, "optimizer": type(config.optimizer).__name__},
     )
     plot_training(out)
     return result
@@ -113,8 +117,8 @@ def train(recipe: str, config, out_dir: str | os.PathLike, *, seed: int = 0,
 
 def load_theta(out_dir: str | os.PathLike):
     """Returns ``(learned_optimizer, theta)`` of a trained run directory."""
-    module, config, record = read_run(out_dir)
-    lopt = module.learned_optimizer(config)
+    _, config, record = read_run(out_dir)
+    lopt = config.optimizer
     template = lopt.init_theta(jax.random.key(0))
     path = Path(out_dir) / "theta.ckpt"
     if not path.exists():
@@ -147,7 +151,7 @@ def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None
     file = directory / f"{name}{pretrained.SUFFIX}"
     if file.exists() and not force:
         raise UsageError(f"{file} already exists; pass --force to replace it")
-    _, _, record = read_run(out_dir)
+    _, config, record = read_run(out_dir)
     lopt, theta = load_theta(out_dir)
     step = checkpoint.read_header(Path(out_dir) / "theta.ckpt")["step"]
     flags = f" --preset {record['preset']}" if record.get("preset") else ""
@@ -155,7 +159,7 @@ def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None
     flags += "".join(f" {shlex.quote(a)}" for a in ovr.as_flags(record.get("overrides") or {}))
     metadata = {
         "recipe": record["recipe"], "preset": record.get("preset"), "seed": record["seed"],
-        "outer_steps": step, "config": record["config"],
+        "outer_steps": step, "config": cfg.to_dict(config),
         "command": f"vograd train {record['recipe']}{flags} --seed {record['seed']} --out RUN_DIR",
     }
     directory.mkdir(parents=True, exist_ok=True)

@@ -38,13 +38,13 @@ def replay(run_dir: str | Path, repeats: int = 3) -> dict:
 
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
-    module, config, record = run.read_run(run_dir)
+    _, config, record = run.read_run(run_dir)
     rows = run.read_metrics(run_dir)
     if not rows:
         raise ValueError(f"{run_dir}: metrics.jsonl has no steps")
     if any(r.get("bucket") is None for r in rows):
         raise ValueError(f"{run_dir}: the run has no truncation schedule (no buckets logged)")
-    system = module.system(config, "train")
+    system = config.system("train")
     _, theta = run.load_theta(run_dir)
     steps_of = collections.defaultdict(list)
     for r in rows:
@@ -54,7 +54,7 @@ def replay(run_dir: str | Path, repeats: int = 3) -> dict:
         ws = [int(r["window"]) for r in steps]
         logged = [r["step_time"] for r in steps]
         lo, hi = min(ws), max(ws)
-        est = dataclasses.replace(module.estimator(config), window=size)
+        est = dataclasses.replace(config.estimator, window=size)
         state = est.init(system, theta, jax.random.key(1))
 
         def estimate(th, st, k, n):

@@ -66,8 +66,10 @@ def _config(size: Size):
     from vograd.recipes.config import Truncation
 
     steps, particles, window = SIZES[size][:3]
-    return dataclasses.replace(PRESETS["small"], problem=problem((20,), "sigmoid"),
-                               outer_steps=steps, num_particles=particles,
+    base = PRESETS["small"]
+    return dataclasses.replace(base, problem=problem((20,), "sigmoid"), outer_steps=steps,
+                               estimator=dataclasses.replace(base.estimator,
+                                                             num_particles=particles),
                                horizon=100 // SIZES[size][7], truncation=Truncation(fixed=window),
                                checkpoint_every=min(50, steps))
 
@@ -101,7 +103,7 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
         "name": NAME, "size": size, "seeds": seeds,
         "metric": f"training loss (mean over the last {max(1, 10 // shorter)} inner steps), "
                   f"mean over {num_tasks} tasks x {num_inits} inits; per seed, then CI over seeds",
-        "outer_steps": config.outer_steps, "num_particles": config.num_particles,
+        "outer_steps": config.outer_steps, "num_particles": config.estimator.num_particles,
         "outer_loss_first_last": [[float(c[1][0]), float(c[1][-1])] for c in outer_curves],
         "inner_steps_divided_by": shorter, "variants": {},
     }

@@ -35,16 +35,17 @@ def _config(size: Size):
     from vograd.recipes.andrychowicz2016 import Andrychowicz2016
     from vograd.recipes.config import Truncation
 
+    from vograd.estimators import TruncatedBackprop
+
     steps, particles, horizon, window = SIZES[size][:4]
-    return dataclasses.replace(Andrychowicz2016(), outer_steps=steps, num_particles=particles,
+    return dataclasses.replace(Andrychowicz2016(), outer_steps=steps,
+                               estimator=TruncatedBackprop(num_particles=particles),
                                horizon=horizon, truncation=Truncation(fixed=window),
                                checkpoint_every=min(100, steps))
 
 
 def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
     """Returns the results dict after writing results.json, report.md and the plots."""
-    from vograd.recipes.andrychowicz2016 import system
-
     out_dir = Path(out_dir)
     config = _config(size)
     baselines = common.baselines_for(size)
@@ -52,7 +53,7 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
     num_tasks, num_inits, num_lr = SIZES[size][4:]
     schedule = InnerSchedule(num_steps=config.horizon, eval_every=1)
     grid = log_grid(1e-4, 1.0, num_lr)  # SGD diverges above ~2 / lambda_max ~ 0.03
-    family = system(config).family
+    family = config.system().family
     per_seed, outer_curves = [], []
     for seed in range(seeds):
         lopt, theta, history = common.outer_train_lstm(
@@ -73,7 +74,7 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
         "name": NAME, "size": size, "seeds": seeds, "verdict": verdict,
         "metric": f"training loss f(x_T) at inner step T = {config.horizon}, mean over "
                   f"{num_tasks} fresh tasks x {num_inits} inits; per seed, then CI over seeds",
-        "outer_steps": config.outer_steps, "num_particles": config.num_particles,
+        "outer_steps": config.outer_steps, "num_particles": config.estimator.num_particles,
         "learning_rates": {n: [float(s[f"lr_{n}"]) for s in per_seed] for n in baselines},
         "per_seed_final_loss": {n: v.tolist() for n, v in finals.items()},
         "outer_loss_first_last": [[float(c[1][0]), float(c[1][-1])] for c in outer_curves],

@@ -124,13 +124,12 @@ def sample_tasks(family, key: jax.Array, num_tasks: int, num_inits: int):
 def outer_train_lstm(config, seed: int, directory: Path, progress: bool):
     """Returns ``(lopt, theta, history)`` after outer-training the Andrychowicz 2016 recipe
     ``config`` with ``seed`` (resumable: checkpoints and the log live in ``directory``)."""
-    from vograd.recipes import andrychowicz2016 as recipe
     from vograd.train import train
 
     directory.mkdir(parents=True, exist_ok=True)
-    system = recipe.system(config, "train")
+    system = config.system("train")
     result = train(
-        system, recipe.estimator(config), recipe.outer(config), config.outer_steps,
+        system, config.estimator, config.outer_optimizer(), config.outer_steps,
         jax.random.key(seed), checkpoint_dir=directory / "checkpoints",
         checkpoint_every=config.checkpoint_every, log=directory / "log.jsonl", progress=progress,
     )

@@ -72,13 +72,13 @@ def arm_config(size: str, arm: str):
     own = size == "full"
     edits = {
         "full": lambda: c,
-        "grad_only": lambda: replace(c, estimator="grad"),
-        "es_only": lambda: replace(c, estimator="es"),
+        "grad_only": lambda: c.ablation("grad_only"),
+        "es_only": lambda: c.ablation("es_only"),
         "trunc_S": lambda: same_budget(c, short, own),
         "trunc_M": lambda: same_budget(c, mid, own),
         "trunc_L": lambda: same_budget(c, long, own),
-        "no_momentum": lambda: replace(c, use_momentum=False),
-        "no_time": lambda: replace(c, use_time=False),
+        "no_momentum": lambda: c.ablation("no_momentum"),
+        "no_time": lambda: c.ablation("no_time"),
     }
     if arm not in edits:
         raise KeyError(f"unknown arm {arm!r}; known: {ARMS}")

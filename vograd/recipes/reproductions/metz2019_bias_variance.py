@@ -40,7 +40,6 @@ from scipy import stats
 from vograd import plotting
 from vograd.benchmarks.estimators.quality import flat_samples
 from vograd.estimators.reduce import VARIANCE_FLOOR
-from vograd.recipes import metz2019
 from vograd.recipes import run as runs
 from vograd.recipes.config import Truncation
 from vograd.recipes.reproductions import common, metz2019_scale, metz2019_training
@@ -67,9 +66,10 @@ def _train_config(size: str):
 
 def _probe(size: str):
     """Returns ``(system, estimator)``: the merged estimator at ``window = horizon``."""
-    c = replace(metz2019_scale.base(size), num_pairs=SETTINGS[size]["pairs"],
-                truncation=Truncation(fixed=metz2019_scale.base(size).horizon))
-    return metz2019.system(c, "train"), metz2019.estimator(c)
+    base = metz2019_scale.base(size)
+    c = replace(base, estimator=replace(base.estimator, num_pairs=SETTINGS[size]["pairs"]),
+                truncation=Truncation(fixed=base.horizon))
+    return c.system("train"), c.estimator
 
 
 def merge_weights(rp: Float[np.ndarray, "N d"], es: Float[np.ndarray, "N d"]

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from vograd.estimators import Merged
 from vograd.recipes import metz2019
 from vograd.recipes.config import Evaluation, Problem, Truncation
 from vograd.recipes.evaluation import InnerSchedule, grid_curves, inner_curves
@@ -44,7 +45,7 @@ FULL = replace(
     metz2019.PRESETS["demo"],
     problem=PROBLEM,
     horizon=HORIZON,
-    num_pairs=4,
+    estimator=Merged(num_pairs=4, sigma=0.01),
     truncation=Truncation(start=8, end=40, num_steps=60, jitter=0.2, min_bucket=64),
     outer_steps=60,
     outer_lr=3e-3,
@@ -58,7 +59,7 @@ TINY = replace(
     FULL,
     problem=replace(PROBLEM, hidden=(4,), batch_size=8),
     horizon=40,
-    num_pairs=2,
+    estimator=Merged(num_pairs=2, sigma=0.01),
     truncation=Truncation(start=4, end=8, num_steps=4, jitter=0.2, min_bucket=16),
     outer_steps=4,
     checkpoint_every=2,
@@ -99,7 +100,7 @@ def held_out_loss(config: metz2019.Metz2019, theta, *, seed: int = 0) -> float:
     ``inf`` when any run diverged. Lower is better.
     """
     family, tasks, keys, schedule = _held_out(config, seed)
-    curves = np.asarray(_test_curves(family, metz2019.learned_optimizer(config), theta, tasks,
+    curves = np.asarray(_test_curves(family, config.optimizer, theta, tasks,
                                      keys, schedule))
     return float(np.mean(curves)) if np.all(np.isfinite(curves)) else float("inf")
 

@@ -42,7 +42,7 @@ def _pieces(config: metz2019.Metz2019):
     """Returns ``(system, estimator, outer optimizer)`` of ``config``, the optimizer shared
     by every config with its settings, so that `vograd.train`'s jitted step hits its
     cache across seeds and across arms that differ only in their schedule."""
-    return (metz2019.system(config, "train"), metz2019.estimator(config),
+    return (config.system("train"), config.estimator,
             _outer(config.outer_lr, config.outer_b1, config.clip_value))
 
 
@@ -63,8 +63,9 @@ def train(config: metz2019.Metz2019, run_dir: str | Path, seed: int, *,
     record = {"recipe": "metz2019", "preset": None, "seed": seed, "ablation": ablation,
               "overrides": {}, "config": cfg.to_dict(config)}
     path = out / "config.json"
-    if path.exists() and json.loads(path.read_text())["config"] != json.loads(
-            json.dumps(record["config"])):
+    # Compared as configs: a run directory of the first format reads migrated.
+    if path.exists() and metz2019.Metz2019.from_json(
+            json.loads(path.read_text())["config"]) != config:
         raise ValueError(f"{out} holds a run of another configuration; use another directory")
     common.write_json(path, record, indent=2)
     system, estimator, optimizer = _pieces(config)

@@ -21,7 +21,6 @@ else ``pretrained`` in the platform's per-user data directory, e.g.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from pathlib import Path
@@ -37,14 +36,15 @@ from vograd.tasks.optimizers import (
     MLPOptimizer,
 )
 from vograd.tasks.optimizers.base import LearnedOptimizer, Theta
-from vograd import checkpoint
+from vograd import checkpoint, spec
 
 DIRECTORY = Path(__file__).parent
 SUFFIX = ".ckpt"
 # What ``load()`` returns: AdaptiveMLPOptimizer outer-trained by the ``adaptive`` recipe
 # (docs/results.md, "The default optimizer"; the command is in its header, ``info``).
 DEFAULT = "adaptive"
-_CLASSES = {cls.__name__: cls for cls in (
+# The classes a file's spec may name (`vograd.spec`: nothing else is ever built from a file).
+CLASSES = {cls.__name__: cls for cls in (
     AdaptiveMLPOptimizer, MLPOptimizer, LSTMOptimizer, HierarchicalOptimizer)}
 
 
@@ -97,34 +97,22 @@ def info(name: str, directory: str | os.PathLike | None = None) -> dict[str, Any
 
 
 def optimizer_spec(lopt: LearnedOptimizer) -> dict[str, Any]:
-    """Returns ``{"class": name, "fields": {...}}``, enough to rebuild ``lopt``.
+    """Returns ``{"class": name, "fields": {...}}``, enough to rebuild ``lopt``
+    (`vograd.spec.to_spec` over the shipped optimizer classes).
 
     Every field of a shipped optimizer must be a static, JSON-able setting
     (numbers, strings, booleans, tuples of them): the weights live in ``theta``.
     """
-    cls = type(lopt).__name__
-    if cls not in _CLASSES:
-        raise TypeError(f"cannot export a {cls}; known optimizer classes: {sorted(_CLASSES)}")
-    fields = {}
-    for f in dataclasses.fields(lopt):
-        value = getattr(lopt, f.name)
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, (int, float, str, bool, list)) or (
-            isinstance(value, list) and not all(isinstance(v, (int, float, str, bool)) for v in value)
-        ):
-            raise TypeError(f"{cls}.{f.name} = {value!r} is not a JSON-able setting")
-        fields[f.name] = value
-    return {"class": cls, "fields": fields}
+    if type(lopt).__name__ not in CLASSES:
+        raise TypeError(f"cannot export a {type(lopt).__name__}; known optimizer classes: "
+                        f"{sorted(CLASSES)}")
+    return spec.to_spec(lopt, CLASSES)
 
 
-def build_optimizer(spec: dict[str, Any]) -> LearnedOptimizer:
-    """Returns the optimizer described by an `optimizer_spec` dict."""
-    cls = _CLASSES.get(spec.get("class"))
-    if cls is None:
-        raise ValueError(f"unknown optimizer class {spec.get('class')!r}; known: {sorted(_CLASSES)}")
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("fields", {}).items()}
-    return cls(**fields)
+def build_optimizer(optimizer: dict[str, Any]) -> LearnedOptimizer:
+    """Returns the optimizer described by an `optimizer_spec` dict (`vograd.spec.from_spec`:
+    ValueError for an unknown class or field)."""
+    return spec.from_spec(optimizer, CLASSES)
 
 
 def save(file: str | os.PathLike, lopt: LearnedOptimizer, theta: Theta, *, step: int,
@@ -134,22 +122,20 @@ def save(file: str | os.PathLike, lopt: LearnedOptimizer, theta: Theta, *, step:
     return checkpoint.save_checkpoint(file, theta, step=step, metadata=meta)
 
 
-def _spec_problem(spec: Any, num_weights: int) -> str | None:
+def _spec_problem(optimizer: Any, num_weights: int) -> str | None:
     """Returns what is wrong with a spec read from a file, or None.
 
-    Each integer setting and list length must be at most the number of weights
-    the file's fingerprint declares (a size setting larger than that cannot
-    describe these weights), which bounds the work of tracing its shapes.
+    Besides its shape (`vograd.spec.spec_problem`: a known class, its own field
+    names, JSON settings), each integer setting and list length must be at
+    most the number of weights the file's fingerprint declares (a size setting
+    larger than that cannot describe these weights), which bounds the work of
+    tracing its shapes.
     """
-    if not isinstance(spec, dict) or not isinstance(spec.get("fields", {}), dict):
-        return (f"the optimizer spec is a {type(spec).__name__}, "
-                "not an object {'class': ..., 'fields': {...}}")
-    if not isinstance(spec.get("class"), str) or spec["class"] not in _CLASSES:
-        return f"unknown optimizer class {spec.get('class')!r}; known: {sorted(_CLASSES)}"
-    for key, value in spec.get("fields", {}).items():
+    problem = spec.spec_problem(optimizer, CLASSES)
+    if problem is not None:
+        return problem
+    for key, value in optimizer.get("fields", {}).items():
         values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, (int, float, str, bool)) for v in values):
-            return f"setting {key} = {value!r} is not a JSON scalar or a list of them"
         sizes = [len(values)] + [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
         if max(sizes) > max(num_weights, 1):
             return f"setting {key} = {value!r} is larger than the {num_weights} weights the file holds"
@@ -169,19 +155,19 @@ def load_optimizer(name: str | None = None, directory: str | os.PathLike | None 
     """
     file = path(DEFAULT if name is None else name, directory)
     header = checkpoint.read_header(file)
-    spec = header["metadata"].get("optimizer")
-    if spec is None:
+    optimizer = header["metadata"].get("optimizer")
+    if optimizer is None:
         raise checkpoint.CheckpointError(f"{file}: no optimizer spec in the header")
     num_weights = sum(math.prod(shape) for _, shape, _ in header["fingerprint"]["leaves"])
-    problem = _spec_problem(spec, num_weights)
+    problem = _spec_problem(optimizer, num_weights)
     if problem is not None:
         raise checkpoint.CheckpointError(f"{file}: {problem}")
     try:
-        lopt = build_optimizer(spec)
+        lopt = build_optimizer(optimizer)
         template = jax.eval_shape(lopt.init_theta, jax.random.key(0))
     except Exception as e:  # a constructor's or init_theta's own check of its settings
         raise checkpoint.CheckpointError(
-            f"{file}: the {spec['class']} spec does not build: {type(e).__name__}: {e}"
+            f"{file}: the {optimizer['class']} spec does not build: {type(e).__name__}: {e}"
         ) from e
     theta, _ = checkpoint.load_checkpoint(file, template)
     return lopt, theta
@@ -195,5 +181,5 @@ def load(name: str | None = None, directory: str | os.PathLike | None = None
     return lopt.as_optax(theta)
 
 
-__all__ = ["DEFAULT", "build_optimizer", "info", "load", "load_optimizer", "names", "optimizer_spec",
+__all__ = ["CLASSES", "DEFAULT", "build_optimizer", "info", "load", "load_optimizer", "names", "optimizer_spec",
            "path", "save", "shipped_names", "user_directory"]
