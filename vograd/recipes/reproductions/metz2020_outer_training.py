@@ -174,9 +174,10 @@ def curve(s: Setting, lopt, outer: Callable[[], optax.GradientTransformation], r
 
 def band_figure(path: Path, arms: dict[str, list[dict]], reference: float | None, title: str,
                 reference_label: str = "tuned Adam (inner)"):
-    """Draws held-out score against outer step per arm: the mean over seeds and its 95%
-    t-interval as a band, each seed thin; returns the PNG path, or None without matplotlib
-    (`vograd.plotting.new_figure` warns once)."""
+    """Draws held-out score against outer step per arm on a log scale: the geometric mean
+    over seeds and the 95% t-interval of the log scores as a band (an interval of the scores
+    themselves, from 3-5 seeds, reaches below zero), each seed thin; returns the PNG path,
+    or None without matplotlib (`vograd.plotting.new_figure` warns once)."""
     from vograd import plotting
     from vograd.recipes.reproductions import confidence
 
@@ -188,10 +189,9 @@ def band_figure(path: Path, arms: dict[str, list[dict]], reference: float | None
         c = f"C{i}"
         steps = np.asarray(curves[0]["steps"])
         y = np.asarray([[np.nan if v is None else v for v in cv["score"]] for cv in curves], float)
-        cis = [confidence.mean_interval(y[:, j]) for j in range(y.shape[1])]
-        mean = np.asarray([np.nan if x["mean"] is None else x["mean"] for x in cis])
-        low = np.asarray([np.nan if x["low"] is None else x["low"] for x in cis])
-        high = np.asarray([np.nan if x["high"] is None else x["high"] for x in cis])
+        cis = [confidence.mean_interval(np.log(y[:, j])) for j in range(y.shape[1])]
+        mean, low, high = (np.exp([np.nan if x[k] is None else x[k] for x in cis])
+                           for k in ("mean", "low", "high"))
         for row in y:
             ax.plot(steps, row, color=c, lw=0.6, alpha=0.4)
         ax.plot(steps, mean, color=c, lw=1.8, marker="o", ms=3, label=f"{name} (n={len(curves)})")
@@ -200,7 +200,7 @@ def band_figure(path: Path, arms: dict[str, list[dict]], reference: float | None
         ax.axhline(reference, color="0.4", ls="--", lw=1, label=reference_label)
     ax.set_yscale("log")
     ax.set_xlabel("outer step (updates to theta)")
-    ax.set_ylabel("held-out test loss over an episode\n(mean over seeds, 95% t-interval)")
+    ax.set_ylabel("held-out test loss over an episode\n(geo. mean over seeds, 95% t-interval)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
