@@ -131,8 +131,8 @@ def judge(table: dict) -> tuple[str, list[dict]]:
             gradual = True
             if axis != "dataset":
                 rise = means[-1] - means[0]
-                gradual = bool(np.all(steps > -SLACK)) and (
-                    len(steps) < 2 or rise <= 0 or steps[0] < 0.8 * rise)
+                gradual = bool(np.all(steps > -SLACK) and (
+                    len(steps) < 2 or rise <= 0 or steps[0] < 0.8 * rise))
             claims.append({
                 "optimizer": opt, "axis": axis, "degrades": bool(degrades), "gradual": gradual,
                 "supported": bool(degrades and gradual),
