@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vograd.recipes.cli import main
+from vograd.recipes.evaluation import selection_score
 from vograd.recipes.reproductions import base
 from vograd.recipes.reproductions import metz2020_outer_training as outer_training
 
@@ -73,7 +74,7 @@ def test_outer_generalization_tiny_run_and_resume(tmp_path, monkeypatch):
     # Per-task tuning picks, per task, Adam's best of 11 rates on the very curves compared:
     # no single rate of the grid beats the tuned one on any task.
     arrays = np.load(next(out.glob("point_training_point_*.npz")))
-    assert np.all(og.selection_score(arrays["adam"][None]) <= arrays["adam_scores"].min(0) + 1e-6)
+    assert np.all(selection_score(arrays["adam"][None]) <= arrays["adam_scores"].min(0) + 1e-6)
     assert len(results["claims"]) == 2 * len(og.OPTIMIZERS)
     monkeypatch.setattr(og, "point", _refuse)
     again = _run("metz2020-outer-generalization", out)

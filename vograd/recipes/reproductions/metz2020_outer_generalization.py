@@ -26,7 +26,6 @@ paired-in-seeds comparison).
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import numpy as np
 import optax
 
 from vograd.recipes.config import Problem
-from vograd.recipes.evaluation import InnerSchedule, grid_curves, log_grid, select, selection_score
+from vograd.recipes.evaluation import InnerSchedule, grid_curves, log_grid, select
 from vograd.recipes.reproductions import common, confidence
 from vograd.recipes.reproductions.base import Reproduction, Size
 
@@ -43,8 +42,7 @@ NAME = "metz2020-outer-generalization"
 OPTIMIZERS = ("metz2019-small", "adaptive")
 TRAINING_POINT = Problem("mlp", "fashion_mnist", hidden=(32,), batch_size=128, downsample=2)
 
-# Per size: the training point, the axes (name -> [(label, problem)], ordered away from the
-# training point), inner steps, evaluation block, tasks and seeds per point.
+
 def _axes(size: str, train: Problem) -> dict[str, list[tuple[str, Problem]]]:
     """Returns each axis' off-training values in order of distance from ``train``."""
     if size == "tiny":
@@ -60,9 +58,9 @@ def _axes(size: str, train: Problem) -> dict[str, list[tuple[str, Problem]]]:
     }
 
 
-SIZES = {  # size -> (training point, inner steps, eval every, tasks, seeds)
-    "tiny": (replace(TRAINING_POINT, hidden=(4,), batch_size=16), 20, 10, 2, 3),
-    "full": (TRAINING_POINT, 300, 30, 4, 3),
+SIZES = {  # size -> (training point, inner steps, eval every, tasks per point); seeds: --seeds
+    "tiny": (replace(TRAINING_POINT, hidden=(4,), batch_size=16), 20, 10, 2),
+    "full": (TRAINING_POINT, 300, 30, 4),
 }
 TRAINING_LABEL = {"width": "32", "depth": "1", "batch size": "128", "dataset": "fashion 14x14"}
 # An axis "degrades gradually" when the gap never falls by more than this (in log-ratio units,
@@ -146,7 +144,7 @@ def judge(table: dict) -> tuple[str, list[dict]]:
 def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
     """Returns results.json's dict, computing the points ``out_dir`` lacks (one stage each)."""
     out = Path(out_dir)
-    train, steps, every, num_tasks, _ = SIZES[size]
+    train, steps, every, num_tasks = SIZES[size]
     axes = _axes(size, train)
 
     def stage(axis: str, label: str, problem: Problem) -> dict[str, np.ndarray]:
