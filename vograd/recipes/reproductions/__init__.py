@@ -20,6 +20,10 @@ _MODULES: dict[str, str] = {
     "andrychowicz2016-mnist": "vograd.recipes.reproductions.andrychowicz2016_mnist",
     "metz2020-implicit-regularization":
         "vograd.recipes.reproductions.metz2020_implicit_regularization",
+    "metz2020-self-training": "vograd.recipes.reproductions.metz2020_self_training",
+    "metz2020-outer-generalization":
+        "vograd.recipes.reproductions.metz2020_outer_generalization",
+    "metz2020-architectures": "vograd.recipes.reproductions.metz2020_architectures",
     "metz2019-ablations": "vograd.recipes.reproductions.metz2019_ablations",
     "metz2019-outer-curves": "vograd.recipes.reproductions.metz2019_outer_curves",
     "metz2019-bias-variance": "vograd.recipes.reproductions.metz2019_bias_variance",
