@@ -150,13 +150,13 @@ def test_nested_estimator_and_optimizer_fields_are_flags():
         num_pairs=4, sigma=0.1, window=32)
     # --estimator.class picks another class of the union, keeping the preset's settings it has;
     # the overrides record it, and their flags give the same config again.
-    argv = ["train", "adaptive", "--out", "x", "--estimator.class", "NoiseReuseES",
+    argv = ["train", "adaptive", "--out", "x", "--estimator.class", "Merged",
             "--estimator.num-pairs", "3"]
     parsed = cli.parse(argv)
-    assert parsed.recipe.config.estimator == vograd.NoiseReuseES(
+    assert parsed.recipe.config.estimator == vograd.Merged(
         num_pairs=3, sigma=0.01, stagger=True, window=25)
     changes = parsed.recipe.overrides()
-    assert changes == {"estimator.class": "NoiseReuseES", "estimator.num_pairs": 3}
+    assert changes == {"estimator.class": "Merged", "estimator.num_pairs": 3}
     again = cli.parse(["train", "adaptive", "--out", "x", *overrides.as_flags(changes)])
     assert again.recipe.config == parsed.recipe.config
     assert cli.main([*argv[:4], "--estimator.class", "PersistentES", "--help"]) == 2
