@@ -61,3 +61,22 @@ def test_chunked_memory_is_one_bounded_executable(quick_run):
     assert chunked[0]["temp_bytes"] < unchunked[longest]
     for r in chunked:
         assert r["wall_s"] > 0
+
+
+def test_reverse_cost_rows_compare_the_merge_with_a_plain_reverse_pass():
+    from vograd.benchmarks.speed import reverse_cost
+
+    name = "AdaptiveMLPOptimizer(hidden=8)"  # one optimizer: three compiles, ~60 s on 2 cores
+    rows = reverse_cost.run("quadratic", window=5, rounds=2, log=lambda _: None,
+                            optimizers=(name,))
+    assert [(r["optimizer"], r["estimator"]) for r in rows] == [
+        (name, e) for e in reverse_cost.ESTIMATORS]
+    for r in rows:
+        assert r["s_per_estimate"] > 0 and r["compile_s"] > 0
+        if r["estimator"] == "ES":
+            assert r["x_es"] == 1.0
+        if r["estimator"] == "TBPTT":
+            assert r["x_tbptt"] == 1.0
+    assert "| Merged |" in reverse_cost.format_table(rows)
+    with pytest.raises(KeyError, match="unknown optimizers"):
+        reverse_cost.run("quadratic", optimizers=("SGD",))
