@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from vograd.estimators import TruncatedBackprop
-from vograd.outer import outer_optimizer
-from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
-from vograd.recipes.recipe import Recipe, is_first_format, pop_chunk
+from vograd.recipes.config import Evaluation, Problem, Truncation
+from vograd.recipes.recipe import OneFamilyRecipe, is_first_format, pop_chunk
 from vograd.tasks.optimizers import LSTMOptimizer
 
 
 @dataclass(frozen=True)
-class Andrychowicz2016(Recipe):
+class Andrychowicz2016(OneFamilyRecipe):
     """One training run: the estimator's ``num_particles`` optimizee runs of ``horizon``
     steps, windows of 20; the optimizer's ``preprocess_p`` is the paper's gradient
     preprocessing constant p."""
@@ -50,15 +49,6 @@ class Andrychowicz2016(Recipe):
         num_tasks=20, num_seeds=2, inner_steps=100, eval_every=10, eval_batches=1,
         random_search=0, generalization=False,
     )
-
-    def system(self, classes: str = "train"):
-        """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
-        return learned_optimizer_system(self.optimizer, self.problem, self.outer, self.horizon,
-                                        classes)
-
-    def outer_optimizer(self):
-        """Returns Adam(1e-3) (b1 = 0.9, as in the paper), optionally value-clipped."""
-        return outer_optimizer(self.outer_lr, b1=0.9, clip_value=self.clip_value)
 
     @classmethod
     def migrate(cls, data: dict) -> dict:

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from vograd.estimators import PersistentES
-from vograd.outer import outer_optimizer
-from vograd.recipes.config import Evaluation, Problem, Truncation, learned_optimizer_system
-from vograd.recipes.recipe import Recipe, is_first_format, pop_chunk
+from vograd.recipes.config import Evaluation, Problem, Truncation
+from vograd.recipes.recipe import OneFamilyRecipe, is_first_format, pop_chunk
 from vograd.tasks.optimizers import HierarchicalOptimizer
 
 
 @dataclass(frozen=True)
-class Metz2020(Recipe):
+class Metz2020(OneFamilyRecipe):
     """One training run; the estimator's ``sigma`` is the PES perturbation standard deviation."""
 
     DESCRIPTION: ClassVar[str] = (
@@ -41,15 +40,6 @@ class Metz2020(Recipe):
     clip_value: float | None = 0.1
     checkpoint_every: int = 100  # outer steps between checkpoints
     evaluation: Evaluation = Evaluation()
-
-    def system(self, classes: str = "train"):
-        """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
-        return learned_optimizer_system(self.optimizer, self.problem, self.outer, self.horizon,
-                                        classes)
-
-    def outer_optimizer(self):
-        """Returns value clipping then Adam(lr, b1 = 0.9)."""
-        return outer_optimizer(self.outer_lr, b1=0.9, clip_value=self.clip_value)
 
     @classmethod
     def migrate(cls, data: dict) -> dict:

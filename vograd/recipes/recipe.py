@@ -89,6 +89,23 @@ class Recipe:
         return cfg.from_dict(cls, cls.migrate(data))
 
 
+class OneFamilyRecipe(Recipe):
+    """A recipe outer-trained on its one ``problem`` family, with outer Adam at
+    ``outer_lr`` (b1 = 0.9, as both the 2016 and the 2020 paper) after value clipping
+    at ``clip_value`` (None: none). Subclasses declare those fields and ``outer``."""
+
+    def system(self, classes: str = "train"):
+        """Returns the `LearnedOptimizerSystem` over the ``classes`` pool."""
+        return cfg.learned_optimizer_system(self.optimizer, self.problem, self.outer,
+                                            self.horizon, classes)
+
+    def outer_optimizer(self):
+        """Returns value clipping (if ``clip_value``), then Adam(``outer_lr``, b1 = 0.9)."""
+        from vograd.outer import outer_optimizer
+
+        return outer_optimizer(self.outer_lr, b1=0.9, clip_value=self.clip_value)
+
+
 def as_estimator(cls: type, estimator):
     """Returns a ``cls`` with every setting of ``estimator`` that ``cls`` also has (sample
     count, sigma, chunk, unroll, stagger, ...): an ablation swapping the estimator."""
@@ -131,5 +148,5 @@ def v1_smoothed_estimator(data: dict, *, num_pairs: int) -> dict:
     return {"class": V1_ESTIMATORS[kind], "fields": fields}
 
 
-__all__ = ["DERIVED_FIELDS", "Recipe", "V1_ESTIMATORS", "as_estimator", "is_first_format",
+__all__ = ["DERIVED_FIELDS", "OneFamilyRecipe", "Recipe", "V1_ESTIMATORS", "as_estimator", "is_first_format",
            "pop_chunk", "v1_smoothed_estimator"]

@@ -146,6 +146,15 @@ def outer_loss_curve(history: list[dict], bins: int = 20) -> tuple[np.ndarray, n
     return (np.array([b[-1] + 1 for b in blocks]), np.array([np.nanmean(loss[b]) for b in blocks]))
 
 
+def verdict_lines(results: dict, plot: str) -> list[str]:
+    """Returns a report's closing markdown lines: the table of ``results["claims"]``
+    (each ``{"claim", "supported", "evidence"}``), the verdict and the plot ``plot``."""
+    lines = ["| sub-claim | supported | evidence |", "|---|---|---|"]
+    lines += [f"| {c['claim']} | {'yes' if c['supported'] else 'no'} | {c['evidence']} |"
+              for c in results["claims"]]
+    return lines + ["", f"**Verdict: {results['verdict']}.**", "", f"![curves]({plot})", ""]
+
+
 def write_json(path: Path, obj: dict, indent: int | None = 1) -> None:
     """Writes ``obj`` as JSON (NaN/inf as strings: JSON has no such numbers), atomically: an
     interrupted write never leaves a truncated file that a rerun would trust."""

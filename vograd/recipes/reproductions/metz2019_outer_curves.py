@@ -142,10 +142,7 @@ def report(results: dict) -> str:
     lines += [f"| mean [95% CI] | {per_step} | |", "",
               f"Tuned Adam on the same tasks: {results['adam']['score']:.3f} "
               f"(learning rate {results['adam']['learning_rate']:g}).", "",
-              "| sub-claim | supported | evidence |", "|---|---|---|"]
-    lines += [f"| {c['claim']} | {'yes' if c['supported'] else 'no'} | {c['evidence']} |"
-              for c in results["claims"]]
-    lines += ["", f"**Verdict: {results['verdict']}.**", "", "![curves](outer_curves.png)", ""]
+              *common.verdict_lines(results, "outer_curves.png")]
     return "\n".join(lines)
 
 

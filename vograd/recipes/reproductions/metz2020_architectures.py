@@ -150,10 +150,7 @@ def report(results: dict) -> str:
                      f" | {confidence.format_interval(results['log_area'][arm], 3)} | "
                      f"{results['train_seconds'][arm]['mean']:.0f} | "
                      f"{sum(c['skipped'] for c in cs)} |")
-    lines += ["", "| sub-claim | supported | evidence |", "|---|---|---|"]
-    lines += [f"| {c['claim']} | {'yes' if c['supported'] else 'no'} | {c['evidence']} |"
-              for c in results["claims"]]
-    lines += ["", f"**Verdict: {results['verdict']}.**", "", "![curves](outer_curves.png)", ""]
+    lines += ["", *common.verdict_lines(results, "outer_curves.png")]
     return "\n".join(lines)
 
 

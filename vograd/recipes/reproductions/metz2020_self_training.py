@@ -194,10 +194,7 @@ def report(results: dict) -> str:
     ad = results["inner_adam"]
     lines += ["", f"Reference: inner Adam tuned on the same held-out tasks scores {ad['score']:.3f} "
               f"(rate {ad['learning_rate']:g}).", "",
-              "| sub-claim | supported | evidence |", "|---|---|---|"]
-    lines += [f"| {c['claim']} | {'yes' if c['supported'] else 'no'} | {c['evidence']} |"
-              for c in results["claims"]]
-    lines += ["", f"**Verdict: {results['verdict']}.**", "", "![curves](outer_curves.png)", ""]
+              *common.verdict_lines(results, "outer_curves.png")]
     return "\n".join(lines)
 
 
