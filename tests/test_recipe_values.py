@@ -160,3 +160,16 @@ def test_nested_estimator_and_optimizer_fields_are_flags():
     again = cli.parse(["train", "adaptive", "--out", "x", *overrides.as_flags(changes)])
     assert again.recipe.config == parsed.recipe.config
     assert cli.main([*argv[:4], "--estimator.class", "PersistentES", "--help"]) == 2
+
+
+@pytest.mark.parametrize("run_dir", ["docs/results/adaptive-v2/s2", "docs/results/adaptive-v3/s0"])
+def test_exported_command_remakes_the_run_config_with_todays_flags(run_dir, tmp_path):
+    """A first-format run's recorded overrides name flags that no longer exist (--num-pairs,
+    --estimator nres): the exported header's command is written from the config instead."""
+    import shlex
+
+    run.export(ROOT / run_dir, "probe", dest=tmp_path)
+    command = pretrained.info("probe", tmp_path)["command"]
+    assert "--num-pairs" not in command and "--hidden" not in command
+    parsed = cli.parse(shlex.split(command.replace("RUN_DIR", str(tmp_path / "r")))[1:])
+    assert parsed.recipe.config == run.read_run(ROOT / run_dir)[1]

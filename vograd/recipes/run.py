@@ -137,7 +137,8 @@ def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None
     package's directory (another ``dest`` may hold one: that is how a
     maintainer remakes a shipped file, then copies it in). The header
     records the optimizer spec and how the weights were made: recipe, preset,
-    seed, outer steps, the full config and the command.
+    seed, outer steps, the full config and the command, written with today's
+    flags (the config against today's preset), so that it runs as written.
     """
     from vograd.tasks import pretrained
 
@@ -156,7 +157,13 @@ def export(out_dir: str | os.PathLike, name: str, dest: str | os.PathLike | None
     step = checkpoint.read_header(Path(out_dir) / "theta.ckpt")["step"]
     flags = f" --preset {record['preset']}" if record.get("preset") else ""
     flags += f" --ablation {record['ablation']}" if record.get("ablation") else ""
-    flags += "".join(f" {shlex.quote(a)}" for a in ovr.as_flags(record.get("overrides") or {}))
+    changes = record.get("overrides") or {}
+    if record.get("preset"):  # today's flags: a run's record names those of its own format
+        from vograd.recipes.train_command import preset_overrides
+
+        changes = preset_overrides(record["recipe"], record["preset"], record.get("ablation"),
+                                   config)
+    flags += "".join(f" {shlex.quote(a)}" for a in ovr.as_flags(changes))
     metadata = {
         "recipe": record["recipe"], "preset": record.get("preset"), "seed": record["seed"],
         "outer_steps": step, "config": cfg.to_dict(config),

@@ -63,6 +63,20 @@ def base_config(recipe: str, preset: str, ablation: str | None, estimator: str |
     return config
 
 
+def preset_overrides(recipe: str, preset: str, ablation: str | None, config) -> dict:
+    """Returns the overrides (`vograd.recipes.overrides`) that make ``config`` from ``preset``
+    of ``recipe`` with ``ablation``, in today's flags: ``estimator.class`` first when the
+    estimator is of another class than the preset's, then every field that differs from
+    the preset with that class."""
+    from vograd.recipes import overrides
+
+    preset_and_ablation = base_config(recipe, preset, ablation)
+    name = type(config.estimator).__name__
+    switched = type(preset_and_ablation.estimator) is not type(config.estimator)
+    base = base_config(recipe, preset, ablation, name) if switched else preset_and_ablation
+    return {**({"estimator.class": name} if switched else {}), **overrides.diff(base, config)}
+
+
 def describe(recipe: str) -> str:
     """Returns one recipe's line for the listings: description, presets, ablations."""
     cls = registry.get(recipe)
@@ -97,14 +111,8 @@ class TrainBase:
         """Returns what this command line changes (`vograd.recipes.overrides`): the
         estimator's class if it is not the preset's (or the ablation's), then every field
         that differs from the preset with that class."""
-        from vograd.recipes import overrides
-
-        ablation = getattr(self, "ablation", None)
-        preset_and_ablation = base_config(self.RECIPE, self.preset, ablation)
-        base = base_config(self.RECIPE, self.preset, ablation, self.estimator_class)
-        switched = type(preset_and_ablation.estimator) is not type(base.estimator)
-        return {**({"estimator.class": self.estimator_class} if switched else {}),
-                **overrides.diff(base, self.config)}
+        return preset_overrides(self.RECIPE, self.preset, getattr(self, "ablation", None),
+                                self.config)
 
     def run(self) -> int:
         from vograd.recipes import run
