@@ -18,6 +18,10 @@ baseline selected on training loss, test curves the one selected on test loss
 optimizer's seconds per inner step are measured in one stage of one process, so
 the wall-clock curves are ``step * seconds_per_step``.
 
+Fig. 7's check on a 6-layer CNN on MNIST (the recipes' ``Evaluation.generalization``)
+is left out: one run-step of it costs 0.4-0.7 s on this CPU, so it with tuned
+baselines would take longer than this whole reproduction.
+
 Compilation: each arm's outer training compiles once (`metz2019_training`
 memoizes the system, estimator and outer optimizer per config) and its seeds
 reuse it; the held-out curves of all thetas of both arms run as one grid of
