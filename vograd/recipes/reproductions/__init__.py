@@ -27,6 +27,7 @@ _MODULES: dict[str, str] = {
     "metz2019-ablations": "vograd.recipes.reproductions.metz2019_ablations",
     "metz2019-outer-curves": "vograd.recipes.reproductions.metz2019_outer_curves",
     "metz2019-bias-variance": "vograd.recipes.reproductions.metz2019_bias_variance",
+    "metz2019-headline": "vograd.recipes.reproductions.metz2019_headline",
 }
 
 
