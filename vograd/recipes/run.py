@@ -3,8 +3,9 @@
 A run directory holds ``config.json`` (recipe, preset, seed, the full typed
 config, its estimator and optimizer as ``{"class", "fields"}``; a config of
 the first format is read through `Recipe.migrate`), ``checkpoints/``
-(resumable, atomic), ``metrics.jsonl`` (one line per outer step), ``theta.ckpt`` (the trained optimizer, no pickle),
-``training.png`` and, after evaluation, ``eval/`` with the report and plots.
+(resumable, atomic), ``metrics.jsonl`` (one line per outer step),
+``theta.ckpt`` (the trained optimizer, no pickle), ``training.png`` and,
+after evaluation, ``eval/`` with the report and plots.
 """
 
 from __future__ import annotations
