@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vograd.recipes.reproductions import base, metz2019_training
+from vograd.recipes.reproductions import base, common, metz2019_conv6, metz2019_training
 from vograd.recipes.reproductions import metz2019_headline as headline
 
 
@@ -20,7 +20,21 @@ def test_headline_tiny(tmp_path, monkeypatch):
     assert results["verdict"] in base.VERDICTS
     for name in ("results.json", "report.md", "learned.npz", "seconds.json"):
         assert (tmp_path / name).exists()
-    assert "**Verdict:" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "**Verdict (Figures 6 and 7):" in report and "## Figure 7" in report
+    # Fig. 7's stage: the same thetas on the 6-layer CNN, its own files and sub-claims.
+    conv6 = results["conv6"]
+    assert conv6["verdict"] in base.VERDICTS and len(conv6["claims"]) == 4
+    for name in ("learned.npz", "baseline_adam.npz"):
+        assert (tmp_path / "conv6" / name).exists()
+    assert (tmp_path / "conv6.png").stat().st_size > 1000
+    with np.load(tmp_path / "conv6" / "learned.npz") as data:
+        assert data["train_test"].shape == (3, 1, 1, 2) and np.all(np.isfinite(data["train_test"]))
+    for arm in headline.ARMS:
+        ci = conv6["analysis"]["arms"][arm]["reduction"]
+        assert ci["n"] == 3 and ci["low"] <= ci["mean"] <= ci["high"]
+    mixed = {results["fig6_verdict"], conv6["verdict"]}
+    assert results["verdict"] == (mixed.pop() if len(mixed) == 1 else "partly")
     for arm in headline.ARMS:
         assert len(results["outer"][arm]["skipped"]) == 3
         for split in ("train", "test"):
@@ -35,9 +49,28 @@ def test_headline_tiny(tmp_path, monkeypatch):
     # descends; the learned curve's last block is below its first (no tolerance needed).
     assert curve[-1] < curve[0]
     monkeypatch.setattr(metz2019_training, "train", _refuse)
-    monkeypatch.setattr(headline, "grid_curves", _refuse)
+    monkeypatch.setattr(common, "grid_curves", _refuse)
     monkeypatch.setattr(headline, "seconds_per_step", _refuse)
     first = (tmp_path / "results.json").read_text()
     again = headline.REPRODUCTION.run(tmp_path, "tiny", 3, False)
     assert again["verdict"] == results["verdict"]
     assert (tmp_path / "results.json").read_text() == first
+
+
+def _ci(mean, half=0.1):
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": 3}
+
+
+def test_conv6_judge_needs_each_interval_below_zero():
+    arm = {"reduction": _ci(-1.0), "episode_train_minus_best": _ci(-0.5),
+           "final_test_minus_best": _ci(-0.5)}
+    analysis = {"arms": {"train": dict(arm), "valid": dict(arm)},
+                "valid_minus_train_test": _ci(-0.3)}
+    assert metz2019_conv6.judge(analysis)[0] == "reproduced"
+    analysis["valid_minus_train_test"] = _ci(-0.05)  # the interval reaches above 0
+    verdict, claims = metz2019_conv6.judge(analysis)
+    assert verdict == "partly" and [c["supported"] for c in claims] == [True, True, False, True]
+    analysis["arms"]["train"] = dict(arm, reduction=_ci(0.5))  # one arm does not descend
+    analysis["arms"]["valid"] = dict(arm, episode_train_minus_best=_ci(0.2),
+                                     final_test_minus_best=_ci(0.3))
+    assert metz2019_conv6.judge(analysis)[0] == "not reproduced"

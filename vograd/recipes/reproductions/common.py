@@ -112,6 +112,40 @@ def tuned_baselines(family, tasks, keys, schedule: InnerSchedule, grid: jax.Arra
     return out
 
 
+def arm_curves(trained: dict, arms: tuple[str, ...], family, tasks, keys,
+               schedule: InnerSchedule) -> dict[str, np.ndarray]:
+    """Returns ``{"ARM_train", "ARM_test"}``: curves ``[n, T, S, E]`` of each arm's ``n``
+    thetas (``trained[arm]["thetas"]``, one optimizer ``trained[arm]["lopt"]`` for all),
+    every theta of every arm one grid of one compiled call (theta as the hyperparameter)."""
+    lopt = trained[arms[0]]["lopt"]
+    thetas = [t for arm in arms for t in trained[arm]["thetas"]]
+    grid = jax.tree.map(lambda *x: jnp.stack(x), *thetas)
+    train, test = (np.asarray(x) for x in grid_curves(family, lopt.as_optax, grid, tasks, keys,
+                                                      schedule))
+    out, start = {}, 0
+    for arm in arms:
+        n = len(trained[arm]["thetas"])
+        out[f"{arm}_train"], out[f"{arm}_test"] = train[start:start + n], test[start:start + n]
+        start += n
+    return out
+
+
+def tuned_stage(name: str, grid, num_steps: int, family, tasks, keys,
+                schedule: InnerSchedule) -> dict:
+    """Returns ``{"train", "test" [T, S, E], "best_train", "best_test" [T]}`` of baseline
+    ``name`` (`vograd.recipes.evaluate_run.baseline_factories`, its schedule over
+    ``num_steps``) tuned per task over ``grid``: train curves of the point best on training
+    loss, test curves of the point best on test loss (`vograd.recipes.evaluation.select`)."""
+    from vograd.recipes.evaluate_run import baseline_factories
+    from vograd.recipes.evaluation import select
+
+    make, _ = baseline_factories(num_steps)[name]
+    train, test = grid_curves(family, make, grid, tasks, keys, schedule)
+    by_train, by_test = select(train, test, "train"), select(train, test, "test")
+    return {"train": by_train.train, "test": by_test.test, "best_train": by_train.best,
+            "best_test": by_test.best}
+
+
 def sample_tasks(family, key: jax.Array, num_tasks: int, num_inits: int):
     """Returns ``(tasks, keys)``: ``num_tasks`` tasks (leading ``[T]`` axis) and inner
     keys ``[T, S]`` for ``num_inits`` runs of each."""
@@ -245,9 +279,9 @@ def publish(out_dir: Path, name: str, docs_root: Path | None = None) -> Path:
     return dest
 
 
-__all__ = ["BASELINES", "compare_to_baselines", "curves_figure", "fmt_ci", "learned_curves",
+__all__ = ["BASELINES", "arm_curves", "compare_to_baselines", "curves_figure", "fmt_ci", "learned_curves",
            "json_stage", "log_grid", "mean_ci", "outer_loss_curve", "outer_train_lstm", "publish",
-           "sample_tasks", "stage", "tuned_baselines", "write_json"]
+           "sample_tasks", "stage", "tuned_baselines", "tuned_stage", "write_json"]
 
 
 def lstm_vs_baselines(family, lopt, theta, key: jax.Array, num_tasks: int, num_inits: int,
