@@ -58,6 +58,7 @@ def test_suite_statistics_on_two_tasks(tmp_path):
         np.testing.assert_allclose(o["adam 1e-3"]["train"], o["adam-1e-3"]["train"], rtol=1e-3)
     pooled = stats["pooled"]["adam (tuned)"]
     assert pooled["ci"][0] <= pooled["mean"] <= pooled["ci"][1]
+    assert suite_eval.statistics(result, list(learned), pooled=[])["pooled"] == {}
     md = suite_report.write(result, list(learned), tmp_path, horizon=50)
     assert "wine-mlp" in md and (tmp_path / "suite.json").is_file()
     assert (tmp_path / "train_wallclock.png").stat().st_size > 1000
@@ -88,3 +89,26 @@ def test_suite_curves_are_cached_and_reused(tmp_path):
     for name in ("sgd", "adam", "adam (tuned)", "sgdm (tuned)"):
         a, b = (r["tasks"]["wine-mlp"]["optimizers"][name]["train"] for r in (first, second))
         np.testing.assert_array_equal(a, b)
+
+
+def test_rate_factors_scale_the_shipped_default_and_refuse_other_optimizers():
+    # The default is an AdaptiveMLPOptimizer: at factor 2 its first update is exactly twice
+    # the factor-1 update (the rate is one scalar in front of a bounded step), and the suite
+    # lists one row per factor under "NAME xF".
+    from vograd.tasks import pretrained
+
+    lopt, theta = pretrained.load_optimizer()
+    params = {"w": jax.random.normal(jax.random.key(0), (5, 3))}
+    grads = {"w": jax.random.normal(jax.random.key(1), (5, 3))}
+    first = {}
+    for f in (1.0, 2.0):
+        opt = lopt.as_optax(lopt.scale_rate(theta, f))
+        first[f], _ = opt.update(grads, opt.init(params), params)
+    np.testing.assert_allclose(first[2.0]["w"], 2 * first[1.0]["w"], rtol=1e-5)
+    with pytest.raises(ValueError, match="factor"):
+        lopt.scale_rate(theta, 0.0)
+    rows = suite_run.load_learned(pretrained.DEFAULT, (0.5, 1.0))
+    assert [label for label, _, _ in rows] == [f"{pretrained.DEFAULT} x0.5", f"{pretrained.DEFAULT} x1"]
+    assert len({digest for _, _, digest in rows}) == 2  # distinct cache keys per factor
+    with pytest.raises(ValueError, match="AdaptiveMLPOptimizer"):
+        suite_run.load_learned("metz2019-small", (0.5,))

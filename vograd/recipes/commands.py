@@ -15,6 +15,7 @@ import annotations`` here: tyro reads the annotations of classes built inside
 functions, which must then be real types.)
 """
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Literal, Optional
 
@@ -166,6 +167,9 @@ class Suite:
     cache_dir: Annotated[Optional[str], arg(help=(
         "keep every run's curves here and reuse them (default: the user cache directory)"))] = None
     no_cache: Annotated[Flag[bool], arg(help="recompute every curve; read and write no cache")] = False
+    rate_factors: Annotated[tuple[float, ...], arg(metavar="F", help=(
+        "diagnosis: run each AdaptiveMLPOptimizer source with its global rate times each F "
+        "(e.g. 0.25 0.5 1), one row per factor"))] = ()
     verbose: Verbose = False
 
     def run(self) -> int:
@@ -173,12 +177,18 @@ class Suite:
 
         validate.check_count(self.seeds, "--seeds")
         validate.check_count(self.quick, "--quick")
+        bad = [f for f in self.rate_factors if not (math.isfinite(f) and f > 0)]
+        if bad:
+            raise UsageError(f"--rate-factors must be finite and > 0, got {bad}")
         cache = None if self.no_cache else (self.cache_dir or curve_cache.default_directory())
         try:
             print(suite_run.compare(list(self.sources), self.out, tasks=self.tasks,
-                                    num_seeds=self.seeds, quick=self.quick, cache_dir=cache))
+                                    num_seeds=self.seeds, quick=self.quick, cache_dir=cache,
+                                    rate_factors=self.rate_factors))
         except KeyError as e:
             raise UnknownNameError(str(e.args[0]) if e.args else str(e)) from None
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         return 0
 
 

@@ -214,7 +214,7 @@ def statistics(result: dict, learned: list[str], *, pooled: list[str] | None = N
 
     ``wins[l][b]``: share of tasks where learned optimizer ``l`` has the lower mean train
     loss than baseline ``b``; ``pooled[b]``: the mean over the ``pooled`` optimizers (the
-    outer seeds of one recipe; default all of ``learned``) with a percentile bootstrap
+    outer seeds of one recipe; default all of ``learned``; ``[]``: none) with a percentile bootstrap
     interval over tasks, and the spread (max - min) across them.
     """
     pooled = list(learned if pooled is None else pooled)
@@ -234,7 +234,7 @@ def statistics(result: dict, learned: list[str], *, pooled: list[str] | None = N
             diverged = not np.all(np.isfinite(opt[name]["train"]))
             flags.append(bool(diverged or (dead > 0.5 and adam_dead < 0.25)))
         out["collapses"][name] = flags
-    for b in BASELINES:
+    for b in BASELINES if pooled else ():  # pooled=[]: no pooled statistics
         per_task = np.mean([score[name] < score[b] for name in pooled], axis=0)  # [T]
         shares = [out["wins"][name][b] for name in pooled]
         if len(set(per_task.tolist())) > 1:

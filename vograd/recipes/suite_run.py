@@ -13,18 +13,30 @@ from pathlib import Path
 from vograd.recipes import suite, suite_eval, suite_report
 
 
-def load_learned(source: str):
-    """Returns ``(label, optax transformation, fingerprint)`` of a run directory or a
+def load_learned(source: str, rate_factors: tuple[float, ...] = ()):
+    """Returns ``[(label, optax transformation, fingerprint)]`` of a run directory or a
     pretrained name; the fingerprint (`curve_cache.file_digest` of its files) keys its
-    cached curves."""
+    cached curves. With ``rate_factors``, one entry per factor instead, labelled
+    ``"LABEL xF"``: an `AdaptiveMLPOptimizer`'s global rate multiplied by ``F``
+    (`AdaptiveMLPOptimizer.scale_rate`; ValueError for another optimizer)."""
     from vograd.recipes import curve_cache, run
     from vograd.tasks import pretrained
+    from vograd.tasks.optimizers import AdaptiveMLPOptimizer
 
     if Path(source, "config.json").is_file():
         lopt, theta = run.load_theta(source)
         files = [Path(source, "config.json"), *sorted(Path(source).glob("*.ckpt"))]
-        return Path(source).name, lopt.as_optax(theta), curve_cache.file_digest(*files)
-    return source, pretrained.load(source), curve_cache.file_digest(pretrained.path(source))
+        label, digest = Path(source).name, curve_cache.file_digest(*files)
+    else:
+        lopt, theta = pretrained.load_optimizer(source)
+        label, digest = source, curve_cache.file_digest(pretrained.path(source))
+    if not rate_factors:
+        return [(label, lopt.as_optax(theta), digest)]
+    if not isinstance(lopt, AdaptiveMLPOptimizer):
+        raise ValueError(f"--rate-factors needs AdaptiveMLPOptimizer sources; {source} is a "
+                         f"{type(lopt).__name__}")
+    return [(f"{label} x{f:g}", lopt.as_optax(lopt.scale_rate(theta, f)), f"{digest}-x{f!r}")
+            for f in rate_factors]
 
 
 def shortened(tasks: tuple[suite.SuiteTask, ...], factor: int) -> tuple[suite.SuiteTask, ...]:
@@ -35,16 +47,19 @@ def shortened(tasks: tuple[suite.SuiteTask, ...], factor: int) -> tuple[suite.Su
 
 def compare(sources: list[str], out_dir: str | os.PathLike, *, tasks: str | None = None,
             num_seeds: int = 3, quick: int = 1, with_scales: bool = True, seed: int = 0,
-            progress: bool = True, cache_dir=None) -> str:
+            progress: bool = True, cache_dir=None, rate_factors: tuple[float, ...] = ()) -> str:
     """Returns the report of the learned optimizers in ``sources`` on the suite (written
     to ``out_dir``); ``with_scales`` adds the loss-scale check, ``quick`` shortens every task;
-    ``cache_dir``: reuse and keep every run's curves there (`suite_eval.run_suite`)."""
+    ``cache_dir``: reuse and keep every run's curves there (`suite_eval.run_suite`).
+    ``rate_factors``: each source at its global rate times each factor instead (a
+    diagnosis of what a task wants; never a way to choose what to ship, which is
+    `vograd.recipes.validation`'s job on the training distribution)."""
     if not sources:
         raise ValueError("name at least one run directory or pretrained optimizer")
-    loaded = [load_learned(s) for s in sources]
+    loaded = [entry for s in sources for entry in load_learned(s, tuple(rate_factors))]
     learned = {label: opt for label, opt, _ in loaded}
     fingerprints = {label: digest for label, _, digest in loaded if digest is not None}
-    if len(learned) != len(sources):
+    if len(learned) != len(loaded):
         raise ValueError(f"two sources share a name: {sources}")
     chosen = suite.by_name(tasks)
     if not with_scales:
@@ -53,9 +68,11 @@ def compare(sources: list[str], out_dir: str | os.PathLike, *, tasks: str | None
         chosen = shortened(chosen, quick)
     result = suite_eval.run_suite(learned, chosen, num_seeds=num_seeds, seed=seed, progress=progress,
                                   cache_dir=cache_dir, fingerprints=fingerprints)
-    runs = [label for label, s in zip(learned, sources) if Path(s, "config.json").is_file()]
+    runs = [Path(s).name for s in sources if Path(s, "config.json").is_file()]
+    # Rows of one optimizer at several rates are not outer seeds: nothing is pooled.
+    pooled = [] if rate_factors else runs if len(runs) > 1 else None
     return suite_report.write(result, list(learned), out_dir, horizon=1_000 // quick,
-                              pooled=runs if len(runs) > 1 else None)
+                              pooled=pooled)
 
 
 def main(argv=None) -> int:
@@ -67,9 +84,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", type=int, default=1, help="divide every task's steps by this")
     parser.add_argument("--no-scales", action="store_true", help="skip the loss-scale check")
     parser.add_argument("--cache", default=None, help="curve cache directory (default: none)")
+    parser.add_argument("--rate-factors", type=float, nargs="+", default=(), metavar="F",
+                        help="run each AdaptiveMLPOptimizer source at its rate times each F")
     args = parser.parse_args(argv)
     print(compare(args.sources, args.out, tasks=args.tasks, num_seeds=args.seeds, quick=args.quick,
-                  with_scales=not args.no_scales, cache_dir=args.cache))
+                  with_scales=not args.no_scales, cache_dir=args.cache,
+                  rate_factors=tuple(args.rate_factors)))
     return 0
 
 

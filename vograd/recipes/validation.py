@@ -110,19 +110,13 @@ def rate_sweep(lopt, theta, problems, horizon: int, factors=(0.5, 1.0, 1.5, 2.0,
     global rate ``lr * exp(lr_mult * log_lr)`` multiplied by each factor (``log_lr``
     shifted by ``log(factor) / lr_mult``; the rest of theta unchanged), on the validation
     tasks of ``problems``."""
-    import equinox as eqx
-
     from vograd.tasks.optimizers import AdaptiveMLPOptimizer
 
     if not isinstance(lopt, AdaptiveMLPOptimizer):
         raise ValueError(f"rate_sweep needs an AdaptiveMLPOptimizer run, got {type(lopt).__name__}")
     if not factors or not all(np.isfinite(f) and f > 0 for f in factors):
         raise ValueError(f"rate factors must be finite and > 0, got {list(factors)}")
-    optimizers = {
-        f"{f:g}": lopt.as_optax(eqx.tree_at(lambda t: t.log_lr, theta,
-                                            theta.log_lr + np.log(f) / lopt.lr_mult))
-        for f in factors
-    }
+    optimizers = {f"{f:g}": lopt.as_optax(lopt.scale_rate(theta, f)) for f in factors}
     losses = _validation_losses(problems, horizon, optimizers, num_tasks, num_seeds, progress)
     scores = _scores(losses)
     best = min(scores, key=scores.get)

@@ -122,6 +122,15 @@ class AdaptiveMLPOptimizer(LearnedOptimizer):
             log_lr=jnp.zeros(()),
         )
 
+    def scale_rate(self, theta: AdaptiveMLPTheta, factor: float) -> AdaptiveMLPTheta:
+        """Returns ``theta`` with its global rate ``lr * exp(lr_mult * log_lr)`` multiplied
+        by ``factor > 0`` (``log_lr`` shifted by ``log(factor) / lr_mult``; the rest
+        unchanged): the one knob a user may tune, and what a rate sweep varies."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"AdaptiveMLPOptimizer.scale_rate: factor must be finite and > 0, "
+                             f"got {factor}")
+        return eqx.tree_at(lambda t: t.log_lr, theta, theta.log_lr + math.log(factor) / self.lr_mult)
+
     def init(self, theta: AdaptiveMLPTheta, params: Params) -> AdaptiveMLPState:
         """Returns zero moments and ``step = 0``."""
         del theta
