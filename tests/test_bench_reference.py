@@ -82,3 +82,21 @@ def test_missing_reference_gives_the_install_command():
         pytest.skip("learned_optimization is installed in this environment")
     with pytest.raises(RuntimeError, match="make bench-reference"):
         lopt.modules()
+
+
+def test_reference_merged_row_is_the_sum_of_its_tbptt_and_es_rows():
+    # learned_optimization has no merged estimator: its row is TruncatedGrad + TruncatedES
+    # on the same unrolls, timed in the same rounds; steps/s counts the 16 unrolls once.
+    from vograd.benchmarks.reference import run
+
+    def row(est, window, wall):
+        return {"task": "mlp", "window": window, "estimator": est, "name": "ref MLPLOpt 1x32",
+                "first_call_s": 1.0, "wall_s": wall, "cpu_s": 2 * wall}
+
+    rows = [row("ES", 10, 0.3), row("TBPTT", 10, 0.9), row("PES", 10, 0.2), row("ES", 50, 1.0),
+            row("TBPTT", 50, 6.0)]
+    merged = run.reference_merged_rows(rows, ["ref MLPLOpt 1x32"])
+    assert [(m["window"], m["estimator"]) for m in merged] == [(10, "Merged"), (50, "Merged")]
+    np.testing.assert_allclose([m["wall_s"] for m in merged], [1.2, 7.0])
+    np.testing.assert_allclose(merged[0]["steps_per_s"], 2 * run.PAIRS * 10 / 1.2)
+    assert merged[1]["cpu_s"] == 14.0 and merged[0]["first_call_s"] == 2.0

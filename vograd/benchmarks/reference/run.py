@@ -55,7 +55,12 @@ from vograd.benchmarks.speed.throughput import PAIRS, HORIZON, Case
 DEFAULT_OUT = "runs/bench_reference"
 WINDOWS = {"quadratic": (10, 50), "mlp": (10, 50), "conv": (10,)}
 ROUNDS = {"quadratic": 7, "mlp": 5, "conv": 2}
-ESTIMATORS = {"quadratic": ("ES", "PES", "TBPTT"), "mlp": ("ES", "PES", "TBPTT"), "conv": ("ES",)}
+ESTIMATORS = {"quadratic": ("ES", "PES", "TBPTT", "Merged"), "mlp": ("ES", "PES", "TBPTT", "Merged"),
+              "conv": ("ES",)}
+# learned_optimization has no merged estimator: its nearest equivalent is one TruncatedGrad
+# and one TruncatedES estimate on the same unrolls, so its "Merged" row is the sum of those
+# two rows' times (timed in the same rounds).
+REF_MERGED_PARTS = ("TBPTT", "ES")
 VOGRAD_MATCHED = "vograd 1x32"
 VOGRAD_METZ = "vograd Metz 2019"
 REF_MATCHED = "ref MLPLOpt 1x32"
@@ -89,6 +94,25 @@ def vograd_system(family, matched: bool):
     return LearnedOptimizerSystem(vograd_optimizer(matched), family, horizon=HORIZON)
 
 
+def reference_merged_rows(rows: list[dict], ref_names: list[str]) -> list[dict]:
+    """Returns one ``"Merged"`` row per window and reference implementation in ``rows``:
+    its `REF_MERGED_PARTS` rows (TBPTT and ES at that window) with their first-call,
+    wall and CPU seconds added, and the steps/s of the sum (``2 * PAIRS * window``
+    inner steps, as every row counts)."""
+    by = {(r["window"], r["estimator"], r["name"]): r for r in rows}
+    out = []
+    for window in sorted({r["window"] for r in rows}):
+        for name in ref_names:
+            parts = [by[(window, e, name)] for e in REF_MERGED_PARTS]
+            row = {"task": parts[0]["task"], "window": window, "estimator": "Merged", "name": name,
+                   "summed_from": list(REF_MERGED_PARTS), "walls": None,
+                   **{k: sum(p[k] for p in parts) for k in ("first_call_s", "wall_s", "cpu_s")}}
+            steps = 2 * PAIRS * window
+            row.update(steps_per_s=steps / row["wall_s"], steps_per_cpu_s=steps / row["cpu_s"])
+            out.append(row)
+    return out
+
+
 def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> dict:
     """Returns the rows of one task: every (window, estimator, implementation) timed in the
     same rounds, with steps/s and the ratios of each vograd row to its reference row."""
@@ -111,6 +135,8 @@ def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> d
                 keys.append((window, est, name))
                 log(f"  compiled {name} {est} w{window} ({t.compile_s:.1f} s)")
             for name, lopt in lopts.items():
+                if est == "Merged":
+                    continue  # summed from its parts below
                 t = ref.estimator_timed(name, theirs, lopt, est, window, PAIRS, HORIZON, lo)
                 timed.append(t)
                 keys.append((window, est, name))
@@ -126,6 +152,12 @@ def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> d
                      "walls": t.wall, "steps_per_s": steps / t.wall_s,
                      "steps_per_cpu_s": steps / t.cpu_s})
     by = {(r["window"], r["estimator"], r["name"]): r for r in rows}
+    if "Merged" in ESTIMATORS[task]:
+        for row in reference_merged_rows(rows, list(lopts)):
+            rows.append(row)
+            by[(row["window"], "Merged", row["name"])] = row
+    rows.sort(key=lambda r: (r["window"], ESTIMATORS[task].index(r["estimator"]),
+                             names.index(r["name"])))
     for r in rows:
         base = REFERENCE_OF.get(r["name"], r["name"])
         other = by[(r["window"], r["estimator"], base)]
@@ -209,7 +241,9 @@ def report(results: dict, command: str) -> str:
         "Medians over rounds in which every function ran once. `x ref`: the reference row's "
         "time over this row's (wall clock; `x ref CPU`: process CPU time); each vograd row "
         f"is compared with the reference row of the same optimizer size (`{VOGRAD_MATCHED}` with "
-        f"`{REF_MATCHED}`, `{VOGRAD_METZ}` with `{REF_DEFAULT}`, the pair of `vograd bench speed`).",
+        f"`{REF_MATCHED}`, `{VOGRAD_METZ}` with `{REF_DEFAULT}`, the pair of `vograd bench speed`). "
+        "The reference has no merged estimator: its Merged rows are its TBPTT and ES rows "
+        "added (both estimates on the same unrolls), vograd's one `Merged` estimate.",
         "",
     ]
     lines += ["#### One update, 12,730 parameters", "",
@@ -227,8 +261,9 @@ def report(results: dict, command: str) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for r in task["rows"]:
             is_ref = r["name"].startswith("ref")
+            label = r["name"] + (" (" + " + ".join(r["summed_from"]) + ")" if r.get("summed_from") else "")
             lines.append(
-                f"| {r['window']} | {r['estimator']} | {r['name']} | {r['first_call_s']:.1f} "
+                f"| {r['window']} | {r['estimator']} | {label} | {r['first_call_s']:.1f} "
                 f"| {fmt(r['wall_s'])} | {fmt(r['steps_per_s'])} "
                 f"| {'-' if is_ref else fmt(r['x_ref'])} "
                 f"| {'-' if is_ref else fmt(r['x_ref_cpu'])} |")
