@@ -69,8 +69,9 @@ def compare(sources: list[str], out_dir: str | os.PathLike, *, tasks: str | None
     result = suite_eval.run_suite(learned, chosen, num_seeds=num_seeds, seed=seed, progress=progress,
                                   cache_dir=cache_dir, fingerprints=fingerprints)
     runs = [Path(s).name for s in sources if Path(s, "config.json").is_file()]
-    # Rows of one optimizer at several rates are not outer seeds: nothing is pooled.
-    pooled = [] if rate_factors else runs if len(runs) > 1 else None
+    # Only two or more run directories are outer seeds to pool; rows of one optimizer at
+    # several rates, or a run beside a pretrained name, are not.
+    pooled = runs if len(runs) > 1 and not rate_factors else []
     return suite_report.write(result, list(learned), out_dir, horizon=1_000 // quick,
                               pooled=pooled)
 
