@@ -151,11 +151,9 @@ def run_task(task: str, windows=None, rounds: int | None = None, log=print) -> d
                      "first_call_s": t.compile_s, "wall_s": t.wall_s, "cpu_s": t.cpu_s,
                      "walls": t.wall, "steps_per_s": steps / t.wall_s,
                      "steps_per_cpu_s": steps / t.cpu_s})
-    by = {(r["window"], r["estimator"], r["name"]): r for r in rows}
     if "Merged" in ESTIMATORS[task]:
-        for row in reference_merged_rows(rows, list(lopts)):
-            rows.append(row)
-            by[(row["window"], "Merged", row["name"])] = row
+        rows += reference_merged_rows(rows, list(lopts))
+    by = {(r["window"], r["estimator"], r["name"]): r for r in rows}
     rows.sort(key=lambda r: (r["window"], ESTIMATORS[task].index(r["estimator"]),
                              names.index(r["name"])))
     for r in rows:

@@ -60,6 +60,20 @@ def excludes_zero(interval: dict) -> bool:
     return low is not None and high is not None and (low > 0 or high < 0)
 
 
+def below_zero(interval: dict) -> bool:
+    """Returns True when the interval exists and lies entirely below 0 (a claimed decrease
+    the data support)."""
+    high = interval.get("high")
+    return high is not None and high < 0
+
+
+def verdict(supported: list[bool]) -> str:
+    """Returns "reproduced" when every sub-claim is supported, "partly" when some are,
+    "not reproduced" when none is."""
+    n = sum(bool(x) for x in supported)
+    return "reproduced" if n == len(supported) else "partly" if n else "not reproduced"
+
+
 def format_interval(interval: dict, digits: int = 3) -> str:
     """Returns ``"m [low, high]"`` (or ``"m"`` / ``"-"`` when the interval is missing)."""
     if interval.get("mean") is None:
@@ -70,4 +84,5 @@ def format_interval(interval: dict, digits: int = 3) -> str:
     return f"{m} [{interval['low']:.{digits}f}, {interval['high']:.{digits}f}]"
 
 
-__all__ = ["excludes_zero", "format_interval", "mean_interval", "paired_difference"]
+__all__ = ["below_zero", "excludes_zero", "format_interval", "mean_interval", "paired_difference",
+           "verdict"]

@@ -108,9 +108,7 @@ def analyse(learned: dict, tuned: dict[str, dict]) -> dict:
 def judge(a: dict) -> tuple[str, list[dict]]:
     """Returns the verdict (reproduced: all four sub-claims; partly: some; not: none) and
     the sub-claims of the module docstring."""
-    def below(ci):
-        return ci["high"] is not None and ci["high"] < 0
-
+    below = confidence.below_zero
     fmt = confidence.format_interval
     t, v = a["arms"]["train"], a["arms"]["valid"]
     claims = [
@@ -130,8 +128,7 @@ def judge(a: dict) -> tuple[str, list[dict]]:
          "supported": below(v["final_test_minus_best"]),
          "evidence": fmt(v["final_test_minus_best"], 4)},
     ]
-    n = sum(c["supported"] for c in claims)
-    return ("reproduced" if n == len(claims) else "partly" if n else "not reproduced"), claims
+    return confidence.verdict([c["supported"] for c in claims]), claims
 
 
 def plot(path: Path, steps: np.ndarray, learned: dict, tuned: dict) -> Path | None:

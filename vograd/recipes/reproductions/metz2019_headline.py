@@ -228,9 +228,7 @@ def judge(a: dict) -> tuple[str, list[dict]]:
        loss) of each task.
     Reproduced: all three; partly: one or two; not reproduced: none.
     """
-    def below(ci):
-        return ci["high"] is not None and ci["high"] < 0
-
+    below = confidence.below_zero
     t, v = a["arms"]["train"], a["arms"]["valid"]
     c1 = t["train"]["at_budget_minus_best"]
     c2 = a["valid_minus_train"]["test"]
@@ -247,8 +245,7 @@ def judge(a: dict) -> tuple[str, list[dict]]:
                   "- best)", "supported": below(c3),
          "evidence": f(c3, 4)},
     ]
-    n = sum(c["supported"] for c in claims)
-    return ("reproduced" if n == 3 else "partly" if n else "not reproduced"), claims
+    return confidence.verdict([c["supported"] for c in claims]), claims
 
 
 def plot_curves(path: Path, size: str, learned: dict, tuned: dict, seconds: dict):
