@@ -255,3 +255,37 @@ def test_cli_lists_recipes_and_rejects_bad_names(tmp_path, capsys):
     assert "no preset 'huge'" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_autoencoder_problem_family_trains_and_rejects_conv_fields():
+    """``Problem("autoencoder")`` builds the squared-error family the ``regression`` preset adds,
+    Adam lowers its loss on real digits, and conv-only fields are refused by name."""
+    import optax
+
+    from vograd.recipes.adaptive import PRESETS, REGRESSION_PROBLEM, TRAIN_PROBLEMS
+    from vograd.tasks.problems import ImageAutoencoderFamily
+
+    assert PRESETS["regression"].problems == TRAIN_PROBLEMS + (REGRESSION_PROBLEM,)
+    assert PRESETS["default"].problems == TRAIN_PROBLEMS
+    family = config.Problem("autoencoder", "digits", hidden=(8,), batch_size=32,
+                            activation="tanh").family("train")
+    assert isinstance(family, ImageAutoencoderFamily) and family.activation == "tanh"
+    task = family.sample(jax.random.key(0))
+    params = family.init_params(task, jax.random.key(1))
+    assert params["decoder"]["w"].shape == (8, 64)
+    opt = optax.adam(1e-2)
+
+    @jax.jit
+    def step(carry, key):
+        p, s = carry
+        loss, g = jax.value_and_grad(family.loss)(p, task, family.batch(task, key, "train"))
+        u, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, u), s), loss
+
+    _, losses = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(jax.random.key(2), 200))
+    losses = np.asarray(losses)
+    assert np.all(np.isfinite(losses)) and losses[-20:].mean() < 0.5 * losses[:5].mean()
+    with pytest.raises(ValueError, match="strides: for conv architectures"):
+        config.Problem("autoencoder", strides=(2,)).family()
+    with pytest.raises(ValueError, match="activation: for mlp and autoencoder"):
+        config.Problem("conv", activation="tanh").family()

@@ -26,7 +26,9 @@ from vograd.schedules import Constant, LinearCurriculum, Schedule
 class Problem:
     """An inner-problem family: architecture, data and batch size.
 
-    ``architecture``: ``"mlp"`` (hidden layers ``hidden``) or ``"conv"`` (the
+    ``architecture``: ``"mlp"`` (hidden layers ``hidden``), ``"autoencoder"``
+    (an MLP autoencoder of the images with hidden layers ``hidden``, squared
+    error; labels unused) or ``"conv"`` (the
     Metz 2019 3-layer 32-channel CNN on 32x32x3), ``"conv6"`` (6-layer CNN on
     28x28 MNIST-like data) or ``"quadratic"`` (10-d quadratics). ``k``: classes
     per task (None: 10 when the pool has 10, else 2 to 5). ``class_pools``:
@@ -40,8 +42,9 @@ class Problem:
     default): the conv stack and its implementation (``vograd.tasks.problems.conv_net``).
     """
 
-    # mlp (hidden layers `hidden`), conv (3-layer CNN), conv6 (6-layer CNN on MNIST-like data) or quadratic (10-d)
-    architecture: Literal["mlp", "conv", "conv6", "quadratic"] = "mlp"
+    # mlp (hidden layers `hidden`), autoencoder (MLP, squared error), conv (3-layer CNN),
+    # conv6 (6-layer CNN on MNIST-like data) or quadratic (10-d)
+    architecture: Literal["mlp", "autoencoder", "conv", "conv6", "quadratic"] = "mlp"
     # a vograd.tasks.datasets name, e.g. fashion_mnist, mnist, digits
     dataset: str = "fashion_mnist"
     hidden: tuple[int, ...] = (32, 32)  # MLP hidden-layer widths
@@ -84,8 +87,9 @@ class Problem:
             classes = "all"
         conv = self.architecture in ("conv", "conv6")
         given = [n for n in ("channels", "strides", "conv_impl") if getattr(self, n) is not None]
-        if self.activation != "relu" and self.architecture != "mlp":
-            raise ValueError(f"activation: for mlp architectures, got {self.architecture!r}")
+        if self.activation != "relu" and self.architecture not in ("mlp", "autoencoder"):
+            raise ValueError(f"activation: for mlp and autoencoder architectures, "
+                             f"got {self.architecture!r}")
         if given and not conv:
             raise ValueError(f"{', '.join(given)}: for conv architectures, got {self.architecture!r}")
         if self.architecture == "quadratic":
@@ -97,13 +101,18 @@ class Problem:
             return problems.ImageMLPFamily(
                 self.dataset, classes, hidden=self.hidden, activation=self.activation, **common
             )
+        if self.architecture == "autoencoder":
+            return problems.ImageAutoencoderFamily(
+                self.dataset, classes, hidden=self.hidden, activation=self.activation, **common
+            )
         if conv:
             common.update({n: getattr(self, n) for n in given})
             if self.architecture == "conv":
                 return problems.ConvFamily(self.dataset, classes, **common)
             return problems.Conv6Family(self.dataset, classes, **common)
         raise ValueError(
-            f"unknown architecture {self.architecture!r}; expected mlp, conv, conv6 or quadratic"
+            f"unknown architecture {self.architecture!r}; expected mlp, autoencoder, conv, conv6 "
+            "or quadratic"
         )
 
 
