@@ -144,7 +144,8 @@ class Adaptive(Recipe):
 PRESETS: dict[str, Adaptive] = {
     # About an hour on 2 idle cores: the optimizer behind vograd.tasks.pretrained's default.
     "default": Adaptive(),
-    # The default's families and a regression one (REGRESSION_PROBLEM); tried with three seeds, not shipped.
+    # The default's families and a regression one (REGRESSION_PROBLEM); tried with three
+    # seeds, not shipped.
     "regression": Adaptive(problems=TRAIN_PROBLEMS + (REGRESSION_PROBLEM,)),
     # Two families, short windows: a couple of minutes (the demo and the tests).
     "demo": Adaptive(
