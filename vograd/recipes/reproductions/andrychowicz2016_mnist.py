@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from vograd.recipes.evaluation import InnerSchedule, log_grid
-from vograd.recipes.reproductions import common
+from vograd.recipes.reproductions import common, confidence
 from vograd.recipes.reproductions.base import Reproduction, Size
 
 NAME = "andrychowicz2016-mnist"
@@ -126,9 +126,7 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
             "per_seed_final_loss": {n: f.tolist() for n, f in finals.items()},
             **summary,
         }
-    held = sum(met.values())
-    results["verdict"] = ("reproduced" if held == len(met) else "partly" if held
-                          else "not reproduced")
+    results["verdict"] = confidence.verdict(list(met.values()))
     common.write_json(out_dir / "results.json", results)
     (out_dir / "report.md").write_text(_report(results, tables))
     panels = [(f"{v}: {VARIANTS[v][0]} {VARIANTS[v][1]}, {VARIANTS[v][2] // shorter} steps",

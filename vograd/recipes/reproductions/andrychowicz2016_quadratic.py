@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from vograd.recipes.evaluation import InnerSchedule, log_grid
-from vograd.recipes.reproductions import common
+from vograd.recipes.reproductions import common, confidence
 from vograd.recipes.reproductions.base import Reproduction, Size
 
 NAME = "andrychowicz2016-quadratic"
@@ -67,9 +67,7 @@ def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
                                              schedule, grid, baselines)))
     finals = common.final_losses(per_seed, optimizers)
     summary, table = common.comparison_rows(finals)
-    wins = [n for n, c in summary["vs"].items() if c["outcome"] == "better"]
-    verdict = ("reproduced" if len(wins) == len(baselines)
-               else "partly" if wins else "not reproduced")
+    verdict = confidence.verdict([summary["vs"][n]["outcome"] == "better" for n in baselines])
     results = {
         "name": NAME, "size": size, "seeds": seeds, "verdict": verdict,
         "metric": f"training loss f(x_T) at inner step T = {config.horizon}, mean over "

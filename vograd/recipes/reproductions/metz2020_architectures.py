@@ -74,19 +74,17 @@ def judge(paired: dict[str, dict], final_paired: dict[str, dict]) -> tuple[str, 
     more sample efficient when the 95% interval of the paired (by seed) difference
     ``hierarchical - other`` of `log_area` (a mean log ratio) lies below 0.
     Reproduced: against both; partly: against one; not reproduced: neither."""
-    claims, wins = [], 0
+    claims = []
     for other, d in paired.items():
         better = confidence.excludes_zero(d) and d["mean"] < 0
         worse = confidence.excludes_zero(d) and d["mean"] > 0
-        wins += better
         claims.append({"claim": f"{PROPOSED} is more sample efficient than {other}",
                        "supported": bool(better),
                        "evidence": (f"mean ln score difference {confidence.format_interval(d, 3)} "
                                     f"({'better' if better else 'worse' if worse else 'tie'}); "
                                     f"ln final score difference "
                                     f"{confidence.format_interval(final_paired[other], 3)}")})
-    verdict = "reproduced" if wins == len(paired) else "partly" if wins else "not reproduced"
-    return verdict, claims
+    return confidence.verdict([c["supported"] for c in claims]), claims
 
 
 def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:

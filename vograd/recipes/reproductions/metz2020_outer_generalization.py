@@ -136,9 +136,7 @@ def judge(table: dict) -> tuple[str, list[dict]]:
                 "supported": bool(degrades and gradual),
                 "evidence": (" -> ".join(f"{p['label']}: {m:+.3f}" for p, m in zip(points, means))
                              + f"; farthest - training {confidence.format_interval(diff)}")})
-    held = sum(c["supported"] for c in claims)
-    verdict = ("reproduced" if held == len(claims) else "partly" if held else "not reproduced")
-    return verdict, claims
+    return confidence.verdict([c["supported"] for c in claims]), claims
 
 
 def run(out_dir: Path, size: Size, seeds: int, progress: bool) -> dict:
