@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import equinox as eqx
@@ -19,6 +18,7 @@ from vograd.tasks.optimizers.features import (
     update_momenta,
 )
 from vograd.tasks.optimizers.nn import normal_blocks
+from vograd.tasks.optimizers.per_parameter_mlp import mlp_outputs
 
 METZ_DECAYS = (0.5, 0.9, 0.99, 0.999, 0.9999)
 METZ_TAUS = (3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0)
@@ -68,8 +68,8 @@ class MLPOptimizer(LearnedOptimizer):
 
     ``fused_forward=True``: the same function as one fused elementwise loop per
     tensor (the ``[H, n]`` hidden layer never reaches memory), 1.2-1.5x faster
-    on CPU but about 3x slower to compile; its gradient (a custom VJP) uses the
-    dense form. No forward-mode derivative through it.
+    on CPU but about 3x slower to compile; its gradient is the blocked custom
+    VJP of `per_parameter_mlp.mlp_outputs`. No forward-mode derivative through it.
     """
 
     decays: tuple[float, ...] = eqx.field(static=True, default=METZ_DECAYS)
@@ -154,9 +154,8 @@ class MLPOptimizer(LearnedOptimizer):
                 rows = (g, w) + tuple(m[k] for k in range(m.shape[0]))
                 inv_rms = jnp.stack([jax.lax.rsqrt(RMS_EPS + jnp.mean(jnp.square(r))) for r in rows])
                 w1_scaled = w1 * inv_rms[:, None].astype(w1.dtype)
-                out = _mlp_fused(
-                    w1_scaled, b1, theta.w2, theta.b2, rows, self.step_mult, self.exp_mult
-                )
+                d, m = mlp_outputs(w1_scaled, b1, theta.w2, theta.b2, rows)
+                out = -self.step_mult * d * jnp.exp(self.exp_mult * m)
             else:
                 x = feature_rows(g, w, m)  # [fp, n]
                 w1_scaled = w1 * rms_scale(x)[:, None].astype(w1.dtype)
@@ -174,49 +173,6 @@ def _mlp_dense(w1, b1, w2, b2, x: Float[Array, "f n"], step_mult, exp_mult) -> F
     hidden = jax.nn.relu(w1.T @ x + b1[:, None])  # [H, n]
     out = w2.T @ hidden + b2[:, None]  # [2, n]
     return -step_mult * out[0] * jnp.exp(exp_mult * out[1])
-
-
-def _mlp_elementwise(w1, b1, w2, b2, rows: tuple[Array, ...], step_mult, exp_mult) -> Array:
-    """Returns the same as `_mlp_dense` for inputs given as separate rows, written as
-    ``H * (F + 2)`` scalar multiply-adds that XLA fuses into ONE loop: the hidden
-    layer stays in registers instead of an ``[H, n]`` array in memory."""
-    d, m = b2[0], b2[1]
-    for j in range(w1.shape[1]):
-        pre = b1[j]
-        for i, r in enumerate(rows):
-            pre = pre + r * w1[i, j]
-        h = jnp.maximum(pre, 0.0)
-        d = d + h * w2[j, 0]
-        m = m + h * w2[j, 1]
-    return -step_mult * d * jnp.exp(exp_mult * m)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
-def _mlp_fused(w1, b1, w2, b2, rows, step_mult, exp_mult):
-    """Returns `_mlp_elementwise` (fast forward); its gradient recomputes the dense form."""
-    return _mlp_elementwise(w1, b1, w2, b2, rows, step_mult, exp_mult)
-
-
-def _mlp_fused_fwd(w1, b1, w2, b2, rows, step_mult, exp_mult):
-    out = _mlp_elementwise(w1, b1, w2, b2, rows, step_mult, exp_mult)
-    return out, (w1, b1, w2, b2, rows)
-
-
-def _mlp_fused_bwd(step_mult, exp_mult, residuals, cotangent):
-    # Reverse mode through the unrolled scalar form would be thousands of tiny
-    # ops (slow to compile and to run); the dense form's VJP is a few products.
-    w1, b1, w2, b2, rows = residuals
-    shape = jnp.shape(rows[0])
-    x = jnp.stack([jnp.reshape(r, (-1,)) for r in rows])
-    _, vjp = jax.vjp(
-        lambda w1, b1, w2, b2, x: _mlp_dense(w1, b1, w2, b2, x, step_mult, exp_mult),
-        w1, b1, w2, b2, x,
-    )
-    dw1, db1, dw2, db2, dx = vjp(jnp.reshape(cotangent, (-1,)))
-    return dw1, db1, dw2, db2, tuple(jnp.reshape(dx[i], shape) for i in range(len(rows)))
-
-
-_mlp_fused.defvjp(_mlp_fused_fwd, _mlp_fused_bwd)
 
 
 __all__ = ["METZ_DECAYS", "METZ_TAUS", "MLPOptState", "MLPOptimizer", "MLPTheta"]
