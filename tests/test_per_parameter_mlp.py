@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from vograd.tasks.optimizers import AdaptiveMLPOptimizer, MLPOptimizer, adaptive_mlp
+from vograd.tasks.optimizers import mlp as mlp_module
 from vograd.tasks.optimizers.per_parameter_mlp import BLOCK, _elementwise, mlp_outputs
 
 
@@ -92,3 +93,20 @@ def test_adaptive_optimizer_outer_gradient_is_reverse_mode_of_its_forward(monkey
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         assert float(jnp.max(jnp.abs(b))) > 0
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
+def test_backward_benchmark_variants_differentiate_the_same_function():
+    from vograd.benchmarks.optimizer import backward
+
+    weights = _weights(3, 4, key=3)
+    rows = tuple(jax.random.normal(jax.random.key(i), (2, BLOCK + 9)) for i in range(3))
+    grads = {name: jax.grad(lambda w, r: _loss(fn, w, r), argnums=(0, 1))(weights, rows)
+             for name, fn in backward.VARIANTS.items()}
+    for name, got in grads.items():
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(grads["elementwise"])):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.max(jnp.abs(b))),
+                                       err_msg=name)
+    # The swap is undone after tracing.
+    with backward._using(mlp_module, "dense"):
+        assert mlp_module.mlp_outputs is backward.VARIANTS["dense"]
+    assert mlp_module.mlp_outputs is mlp_outputs

@@ -7,7 +7,7 @@ units to every scalar parameter of a tensor. With ``F`` feature rows ``x_f``
     pre_j = b1_j + sum_f w1[f, j] x_f,   h_j = relu(pre_j),
     d = b2_0 + sum_j w2[j, 0] h_j,       s = b2_1 + sum_j w2[j, 1] h_j.
 
-Why a primitive of its own (docs/performance.md, "The reverse pass"): with
+Why a primitive of its own (docs/performance.md, "The reverse pass through the per-parameter MLP"): with
 ``F`` and ``H`` of 5-32 the dense form ``[H, F] @ [F, n]`` is memory-bound on a
 CPU, because its ``[H, n]`` hidden layer goes through memory at a few FLOPs
 per byte (11 GFLOP/s measured against a 190 GFLOP/s matmul peak). So
@@ -33,12 +33,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-# Columns per block of the backward pass. Measured on 2 CPU cores under a vmap over 16
-# tasks of the 784-16-10 MLP (so 16 x 256 columns per scan step): with F = 7, H = 32 the
-# blocked backward took 14 ms at 256 (64: 19, 128: 17, 512: 30, 4096: 37) against 47-50
-# ms for the dense VJP over all columns at once and 89 ms (and a 218 s compile) for
-# reverse mode through the elementwise form; with F = 5, H = 8, 6.5-8.3 ms against the
-# elementwise form's 5.4-7.6 ms and its 7.5-9 s compile (1 s here).
+# Columns per block of the backward pass. Chosen on the gradient of a 10-step window of
+# the Metz optimizer over 16 tasks of the 784-16-10 MLP (so 16 x 256 columns per loop
+# step), in one run on 2 CPU cores: 128: 430 ms, 256: 394, 512: 396, 1,024: 389, against
+# 469 for the dense VJP over all columns (docs/performance.md). From 256 up is within
+# noise; 256 keeps a block's activations smallest ([16, 32, 256] float32: 512 KiB).
 BLOCK = 256
 
 
