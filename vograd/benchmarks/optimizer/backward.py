@@ -35,7 +35,7 @@ import types
 import jax
 import jax.numpy as jnp
 
-from vograd.benchmarks.speed.common import compile_timed, load_average, round_robin
+from vograd.benchmarks.speed.common import compile_timed, load_average, markdown_table, round_robin
 from vograd.tasks.optimizers import adaptive_mlp, mlp
 from vograd.tasks.optimizers import per_parameter_mlp as ppm
 
@@ -164,12 +164,10 @@ def run(rounds: int = 5, window: int = 10, log=print) -> list[dict]:
 
 def format_table(rows: list[dict]) -> str:
     """Returns the rows as one markdown table."""
-    lines = ["| what | optimizer | backward | ms (min) | x blocked | compile s |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['table']} | {r['optimizer']} | {r['variant']} | {r['s'] * 1e3:.1f} "
-                     f"({r['min_s'] * 1e3:.1f}) | {r['x']:.2f} | {r['compile_s']:.1f} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["what", "optimizer", "backward", "ms (min)", "x blocked", "compile s"],
+        [[r["table"], r["optimizer"], r["variant"], f"{r['s'] * 1e3:.1f} ({r['min_s'] * 1e3:.1f})",
+          f"{r['x']:.2f}", f"{r['compile_s']:.1f}"] for r in rows])
 
 
 def main(argv: list[str] | None = None) -> None:

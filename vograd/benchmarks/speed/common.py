@@ -141,6 +141,14 @@ def temp_bytes(fn: Callable, args: Sequence[Any]) -> int:
     return int(stats.temp_size_in_bytes)
 
 
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """Returns a markdown table: the ``header`` cells, a rule, then one line per row of
+    ``body`` (each as many cells as the header)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
 def fmt(x: float, digits: int = 3) -> str:
     """Returns ``x`` with ``digits`` significant digits and thousands separators."""
     if x == 0 or not np.isfinite(x):

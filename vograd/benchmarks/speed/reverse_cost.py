@@ -22,7 +22,7 @@ import argparse
 
 import numpy as np
 
-from vograd.benchmarks.speed.common import load_average, round_robin
+from vograd.benchmarks.speed.common import load_average, markdown_table, round_robin
 from vograd.benchmarks.speed.throughput import Case, estimator_timed, make_family, make_system
 
 ESTIMATORS = ("ES", "Merged", "TBPTT")
@@ -72,12 +72,10 @@ def run(task: str = "mlp", window: int = 10, rounds: int = 5, log=print,
 
 def format_table(rows: list[dict]) -> str:
     """Returns the rows as a markdown table."""
-    lines = ["| optimizer | estimator | s / estimate | compile s | x ES | x TBPTT |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['optimizer']} | {r['estimator']} | {r['s_per_estimate']:.4f} | "
-                     f"{r['compile_s']:.1f} | {r['x_es']:.2f} | {r['x_tbptt']:.2f} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["optimizer", "estimator", "s / estimate", "compile s", "x ES", "x TBPTT"],
+        [[r["optimizer"], r["estimator"], f"{r['s_per_estimate']:.4f}", f"{r['compile_s']:.1f}",
+          f"{r['x_es']:.2f}", f"{r['x_tbptt']:.2f}"] for r in rows])
 
 
 def main(argv: list[str] | None = None) -> None:
