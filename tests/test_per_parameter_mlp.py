@@ -71,7 +71,9 @@ def _total_loss(lopt, theta, steps=3):
     return total
 
 
-def test_fused_metz_optimizer_has_the_dense_forms_outer_gradient():
+def test_fused_metz_optimizer_over_several_blocks_has_the_dense_forms_outer_gradient():
+    # tests/test_optimizers.py checks one 5-parameter tensor (one block); here 1,200
+    # parameters span five blocks, the last one padded, over three updates.
     dense = MLPOptimizer()
     fused = MLPOptimizer(fused_forward=True)
     theta = dense.init_theta(jax.random.key(0))

@@ -154,8 +154,8 @@ class MLPOptimizer(LearnedOptimizer):
                 rows = (g, w) + tuple(m[k] for k in range(m.shape[0]))
                 inv_rms = jnp.stack([jax.lax.rsqrt(RMS_EPS + jnp.mean(jnp.square(r))) for r in rows])
                 w1_scaled = w1 * inv_rms[:, None].astype(w1.dtype)
-                d, m = mlp_outputs(w1_scaled, b1, theta.w2, theta.b2, rows)
-                out = -self.step_mult * d * jnp.exp(self.exp_mult * m)
+                d, e = mlp_outputs(w1_scaled, b1, theta.w2, theta.b2, rows)  # not m: the momenta
+                out = -self.step_mult * d * jnp.exp(self.exp_mult * e)
             else:
                 x = feature_rows(g, w, m)  # [fp, n]
                 w1_scaled = w1 * rms_scale(x)[:, None].astype(w1.dtype)
