@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from vograd.benchmarks.speed.common import compile_timed, load_average, markdown_table, round_robin
+from vograd.benchmarks.speed.throughput import make_family, population
 from vograd.tasks.optimizers import adaptive_mlp, mlp
 from vograd.tasks.optimizers import per_parameter_mlp as ppm
 
@@ -73,7 +74,6 @@ def _using(module: types.ModuleType, variant: str):
 
 
 def _systems() -> dict:
-    from vograd.benchmarks.speed.throughput import make_family
     from vograd.tasks.optimizers import AdaptiveMLPOptimizer, MLPOptimizer
     from vograd.tasks.system import LearnedOptimizerSystem
 
@@ -84,12 +84,6 @@ def _systems() -> dict:
         "AdaptiveMLPOptimizer(hidden=8)": (adaptive_mlp, LearnedOptimizerSystem(
             AdaptiveMLPOptimizer(hidden=8, lr=1e-2), family, horizon=1_000)),
     }
-
-
-def _population(system):
-    theta = system.init_theta(jax.random.key(0))
-    states = jax.vmap(lambda k: system.init(theta, k))(jax.random.split(jax.random.key(3), POPULATION))
-    return theta, states
 
 
 def _update_grad(system):
@@ -131,7 +125,7 @@ def run(rounds: int = 5, window: int = 10, log=print) -> list[dict]:
     optimizer)."""
     timed, rows = [], []
     for name, (module, system) in _systems().items():
-        theta, states = _population(system)
+        theta, states = population(system, POPULATION)
         variants = ["blocked", "dense"] + (["elementwise"] if module is adaptive_mlp else [])
         for variant in variants:
             with _using(module, variant):
