@@ -1,1 +1,1 @@
-"""The cost of one learned-optimizer update against optax.adam (`update`), and where it goes (`profile_step`)."""
+"""The cost of one learned-optimizer update against optax.adam and its FLOP bound (`update`), of an inner step on the CNN families (`cnn_step`), and where it goes (`profile_step`, `backward`)."""

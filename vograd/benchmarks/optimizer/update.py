@@ -20,6 +20,14 @@ round by round so that load from other processes hits all of them alike
   (no per-call dispatch: the cost seen inside `vograd.unroll`);
 - ``step``: one inner training step (loss, gradient, update, apply);
 - ``step_scan``: per step inside a ``lax.scan`` of ``scan_steps`` steps.
+
+Beside them, each update's FLOP bound: the floating-point operations XLA counts for
+one update (``cost_analysis`` of the loop-free ``update``), divided by the float32
+matmul peak measured in the same run (`vograd.benchmarks.speed.common.matmul_peak`,
+the larger of a measurement before and one after the timings). ``x bound`` is
+``update_scan`` over that time: 1 would be an update running at the matmul peak. A
+per-parameter MLP is elementwise work (XLA:CPU fuses it into one loop), so the matmul
+peak is an upper bound on what it can reach, not a promise.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vograd.benchmarks.speed import common
 from vograd.tasks import pretrained
 from vograd.tasks.optimizers import HierarchicalOptimizer, LSTMOptimizer, MLPOptimizer
 
@@ -142,6 +151,8 @@ def run(
     )
     num_params = sum(x.size for x in jax.tree.leaves(params))
     fns = {name: _functions(opt, params, batch, scan_steps) for name, opt in optimizers(k_o).items()}
+    flops = {name: common.flops_of(f["update"][0], f["update"][1]) for name, f in fns.items()}
+    peaks = [common.matmul_peak()["flop_per_s"]]
     samples = {name: {kind: [] for kind in f} for name, f in fns.items()}
     for f in fns.values():  # compile and warm up
         for fn, args, _ in f.values():
@@ -151,12 +162,19 @@ def run(
             for kind, (fn, args, per_call) in f.items():
                 reps = repeats if per_call == 1 else max(1, repeats // 10)
                 samples[name][kind] += [t / per_call for t in _timed(fn, args, reps)]
+    peaks.append(common.matmul_peak()["flop_per_s"])
+    peak = max(peaks)
     rows = []
     for name, kinds in samples.items():
-        row = {"optimizer": name, "num_params": int(num_params)}
+        row = {"optimizer": name, "num_params": int(num_params), "update_flops": flops[name],
+               "flops_per_param": flops[name] / num_params, "peak_flop_per_s": peak,
+               "peaks_flop_per_s": peaks, "bound_us": flops[name] / peak * 1e6,
+               "load_average": common.load_average()}
         for kind, ts in kinds.items():
             row[f"{kind}_us"] = float(np.median(ts) * 1e6)
             row[f"{kind}_min_us"] = float(np.min(ts) * 1e6)
+        row["update_scan_bound_ratio"] = row["update_scan_us"] / row["bound_us"]
+        row["update_scan_min_bound_ratio"] = row["update_scan_min_us"] / row["bound_us"]
         rows.append(row)
     base = rows[0]
     for row in rows:
@@ -178,6 +196,18 @@ def format_table(rows: list[dict], stat: str = "") -> str:
     return "\n".join(lines)
 
 
+def format_bound_table(rows: list[dict]) -> str:
+    """Returns the FLOP-bound table: XLA's FLOPs per update and per parameter, the time
+    they take at the matmul peak, and ``update_scan`` (median and minimum) against it."""
+    body = [[r["optimizer"], common.fmt(r["update_flops"]), common.fmt(r["flops_per_param"]),
+             common.fmt(r["bound_us"]), f"{r['update_scan_us']:.0f}",
+             f"{r['update_scan_bound_ratio']:.1f}x", f"{r['update_scan_min_bound_ratio']:.1f}x",
+             f"{r['update_scan_ratio']:.1f}x"] for r in rows]
+    return common.markdown_table(
+        ["optimizer", "FLOPs per update", "per parameter", "bound us", "update_scan us",
+         "x bound", "x bound (min)", "x adam"], body)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
@@ -187,12 +217,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = run(repeats=args.repeats, rounds=args.rounds, scan_steps=args.scan_steps,
                hidden=args.hidden)
+    peaks = ", ".join(f"{p / 1e9:.1f}" for p in rows[0]["peaks_flop_per_s"])
     print(f"{rows[0]['num_params']} parameters, jax {jax.__version__}, "
-          f"{jax.devices()[0].platform}")
+          f"{jax.devices()[0].platform}; matmul peak {peaks} GFLOP/s (before, after); "
+          f"load average {rows[-1]['load_average'][0]:.2f}")
     print("median:")
     print(format_table(rows))
     print("minimum (least disturbed by other processes):")
     print(format_table(rows, "min_"))
+    print("FLOP bound (an update inside a scan against XLA's FLOPs at the matmul peak):")
+    print(format_bound_table(rows))
 
 
 if __name__ == "__main__":
