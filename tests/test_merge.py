@@ -32,10 +32,17 @@ BASE_ESTIMATORS = {
 }
 
 
+# Forward-only windowed estimators of antithetic pairs run each pair as a nested vmap since
+# the base (`population.run_population`'s ``shared_pairs``): the same computation, batched
+# in another shape, so their numbers may differ from the base in float32 rounding only.
+SHARED_PAIRS = {"es", "full_es"}
+
+
 @pytest.mark.parametrize("name", sorted(BASE_ESTIMATORS))
 def test_estimates_equal_the_base_commit_bit_for_bit(name):
     # Three consecutive windows (persistent state carried), default options:
-    # every gradient, diagnostic and state leaf equals the stored value exactly.
+    # every gradient, diagnostic and state leaf equals the stored value exactly
+    # (the pair-sharing estimators: within float32 rounding, a few ulps relative).
     est = BASE_ESTIMATORS[name]
     f = eqx.filter_jit(est.estimate)
     state = est.init(LQ, LQ_THETA, jax.random.key(1))
@@ -47,7 +54,12 @@ def test_estimates_equal_the_base_commit_bit_for_bit(name):
         for i, x in enumerate(jax.tree.leaves(state)):
             got[f"state/{i}"] = x
         for key, value in got.items():
-            np.testing.assert_array_equal(np.asarray(value), BASE[f"{name}/{k}/{key}"], key)
+            want = BASE[f"{name}/{k}/{key}"]
+            if name in SHARED_PAIRS and np.issubdtype(want.dtype, np.floating):
+                np.testing.assert_allclose(np.asarray(value), want, rtol=2e-6, atol=1e-6,
+                                           err_msg=key)
+            else:
+                np.testing.assert_array_equal(np.asarray(value), want, key)
 
 
 def stored_samples():

@@ -73,7 +73,7 @@ def unroll(
     length: int | Int[Array, ""] | WindowLength | None = None,
     chunk: int | None = None,
     unroll: int | bool = 1,
-    population_axis: str | None = None,
+    population_axis: str | tuple[str, ...] | None = None,
 ) -> tuple[Particle, UnrollOutput]:
     """Returns the particle after a window and the window's per-step records.
 

@@ -23,6 +23,7 @@ from vograd.system import Theta, UnrolledSystem
 from vograd.unroll import Particle, UnrollOutput, init_particle, unroll
 
 POPULATION = "vograd_population"  # the vmap axis name of the population
+PAIR = "vograd_pair"  # the inner vmap axis of an antithetic pair (`run_population`'s ``shared_pairs``)
 
 Tree = Any
 
@@ -91,12 +92,13 @@ def run_window(
     key: PRNGKeyArray,
     spec: WindowSpec,
     length: Int[Array, ""],
+    axes: str | tuple[str, ...] = POPULATION,
 ) -> tuple[Particle, Particle | None, UnrollOutput]:
     """Returns (end particle, burn-in anchor, per-step records) of one branch.
 
-    Must run under ``jax.vmap(..., axis_name=POPULATION)``.
+    Must run under ``jax.vmap`` over the axis names ``axes``.
     """
-    kwargs = dict(unroll=spec.unroll, population_axis=POPULATION)
+    kwargs = dict(unroll=spec.unroll, population_axis=axes)
     if spec.fresh:
         k_init, key = jax.random.split(key)
         particle = init_particle(system, theta, k_init)
@@ -127,6 +129,7 @@ def run_population(
     with_grad: bool,
     mesh: Mesh | None = None,
     mesh_axis: str = "population",
+    shared_pairs: bool = False,
 ) -> BranchRecords:
     """Returns the records of ``B`` branches run through one window.
 
@@ -134,12 +137,23 @@ def run_population(
     leading ``[B]`` axis. With ``with_grad`` each branch also returns
     ``grad_theta`` of its window loss (the mean of the steps that ran);
     gradients flow only within the window, never into the starting particle.
+
+    ``shared_pairs``: antithetic pairs, ``thetas`` ``[2P]`` (pair ``i``'s branches at
+    ``2i`` and ``2i + 1``) and ``particles`` and ``keys`` ``[P]``, one per pair. Each
+    pair runs as an inner ``vmap`` (axis `PAIR`) over its two thetas with the particle
+    and key unbatched, so whatever does not depend on theta, such as the step's data
+    batch, is computed once per pair. On the 784-16-10 MLP the pair's first-layer
+    products become one: ES 12-18% faster per estimate (docs/performance.md). The
+    records are ``[2P]`` as without it; the numbers agree up to float32 rounding.
+    The windowed estimators use it without ``with_grad`` only: with it, XLA:CPU
+    (jax 0.10.2) crashed on a CNN's reverse pass.
     """
     thetas, particles = constrain_population((thetas, particles), mesh, mesh_axis)
+    axes = (POPULATION, PAIR) if shared_pairs else POPULATION
 
     def one(theta_b, particle, key):
         def loss_fn(th):
-            p, anchor, out = run_window(system, th, particle, key, spec, length)
+            p, anchor, out = run_window(system, th, particle, key, spec, length, axes)
             return out.mean_loss(), (p, anchor, out)
 
         if with_grad:
@@ -148,7 +162,15 @@ def run_population(
             (loss, aux), grad = loss_fn(theta_b), None
         return BranchRecords(loss, grad, *aux)
 
-    records = jax.vmap(one, axis_name=POPULATION)(thetas, particles, keys)
+    if shared_pairs:
+        def pair(theta_pair, particle, key):
+            return jax.vmap(lambda th: one(th, particle, key), axis_name=PAIR)(theta_pair)
+
+        pairs = jax.tree.map(lambda x: x.reshape((-1, 2) + x.shape[1:]), thetas)
+        records = jax.vmap(pair, axis_name=POPULATION)(pairs, particles, keys)
+        records = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), records)
+    else:
+        records = jax.vmap(one, axis_name=POPULATION)(thetas, particles, keys)
     return constrain_population(records, mesh, mesh_axis)
 
 

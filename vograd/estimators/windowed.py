@@ -133,17 +133,26 @@ class WindowedEstimator(SampledEstimator):
         else:
             thetas = sampling.broadcast(theta, num)
         draw_keys = jax.random.split(k_steps, num)
-        keys = sampling.repeat_pairs(draw_keys) if b == 2 else draw_keys
         particles = None
         if not spec.fresh:
             population.check_state(state, num)
             particles = population.replay_burn_in(system, theta, state, spec)
-            if b == 2:
-                particles = sampling.repeat_pairs(particles)
 
+        # A pair's two branches start from one particle on one key: forward-only estimators
+        # run them as a nested vmap (`run_population`'s ``shared_pairs``), so what does not
+        # depend on theta (the batches) is computed once per pair. Not in reverse mode: there
+        # XLA:CPU (jax 0.10.2) crashed with a segmentation fault on the `metz2019` mixed
+        # preset's CNN family (docs/performance.md).
+        shared = b == 2 and not self.needs_grad
+        keys = draw_keys
+        if b == 2 and not shared:
+            keys = sampling.repeat_pairs(draw_keys)
+            if particles is not None:
+                particles = sampling.repeat_pairs(particles)
         records = population.run_population(
             system, thetas, particles, keys, spec, length,
             with_grad=self.needs_grad, mesh=self.mesh, mesh_axis=self.mesh_axis,
+            shared_pairs=shared,
         )
         per_draw = lambda x: x.reshape((num, b) + x.shape[1:])  # noqa: E731
         draws = Draws(eps, per_draw(records.loss), jax.tree.map(per_draw, records.grad))
