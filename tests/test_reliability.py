@@ -257,10 +257,12 @@ def test_sigterm_stops_after_a_step_with_a_checkpoint_then_resume_is_bit_identic
 
 
 def test_second_sigint_exits_at_once_even_during_the_first_compile(tmp_path):
-    # No compilation cache: the first outer step traces and compiles for ~5 s.
+    # No compilation cache, and the first outer step's trace held for 5 s (--trace-delay):
+    # on a fast machine its compile alone took under the 1.3 s before the second signal.
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    cmd = [sys.executable, str(SCRIPT), str(tmp_path / "ck"), str(tmp_path / "m.jsonl"), "5"]
+    cmd = [sys.executable, str(SCRIPT), str(tmp_path / "ck"), str(tmp_path / "m.jsonl"), "5",
+           "--trace-delay", "5"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     wait_for(proc, "START")
     time.sleep(1.0)

@@ -139,6 +139,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--sleep", type=float, default=0.0)
     parser.add_argument("--pause-before-rename", type=float, default=0.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--trace-delay", type=float, default=0.0)
     args = parser.parse_args(argv)
 
     # Test hooks (this script only): pace the run so the parent can SIGKILL it
@@ -162,6 +163,17 @@ def main(argv: list[str]) -> None:
 
     ckpt.os.replace = slow_replace
     ckpt.save_to_directory = paced_save
+    if args.trace_delay:
+        # Make the first outer step's trace (and so its compile) last at least this long,
+        # whatever the machine's speed: the Python function runs only while tracing.
+        train_module = sys.modules["vograd.train"]
+        inner = train_module._outer_step.__wrapped__
+
+        def slow_trace(*a, **kw):
+            time.sleep(args.trace_delay)
+            return inner(*a, **kw)
+
+        train_module._outer_step = eqx.filter_jit(slow_trace)
 
     system, estimator, optimizer, schedule, key = make_run(args.num_steps)
     print("START", flush=True)
