@@ -85,8 +85,9 @@ def unroll(
     Episode ends: before step ``i``, a particle with ``t >= horizon`` restarts
     from ``system.init(theta, k_reset)``. Under ``jax.vmap`` a batched
     predicate would make ``lax.cond`` compute ``init`` on every step; pass the
-    vmap's ``axis_name`` as ``population_axis`` and the reset branch runs only
-    on steps where some particle of the population finishes.
+    vmap's ``axis_name`` as ``population_axis`` (for nested vmaps, the tuple of
+    their names) and the reset branch runs only on steps where some particle of
+    the population finishes.
 
     ``chunk``: split the window into ``num_steps // chunk`` chunks, each under
     ``jax.checkpoint``. Reverse mode then stores one state per chunk plus one

@@ -18,6 +18,7 @@ from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, Key, PRNGKeyArray, UInt32
 
 from vograd.estimators.base import EstimatorState
+from vograd.estimators.sampling import merge_pairs, split_pairs
 from vograd.sharding import constrain_population
 from vograd.system import Theta, UnrolledSystem
 from vograd.unroll import Particle, UnrollOutput, init_particle, unroll
@@ -166,9 +167,8 @@ def run_population(
         def pair(theta_pair, particle, key):
             return jax.vmap(lambda th: one(th, particle, key), axis_name=PAIR)(theta_pair)
 
-        pairs = jax.tree.map(lambda x: x.reshape((-1, 2) + x.shape[1:]), thetas)
-        records = jax.vmap(pair, axis_name=POPULATION)(pairs, particles, keys)
-        records = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), records)
+        records = jax.vmap(pair, axis_name=POPULATION)(split_pairs(thetas), particles, keys)
+        records = merge_pairs(records)
     else:
         records = jax.vmap(one, axis_name=POPULATION)(thetas, particles, keys)
     return constrain_population(records, mesh, mesh_axis)
