@@ -129,6 +129,12 @@ PARTS = ("heldout", "extra", "generalization")
 OPTIONAL_PARTS = ("suite",)  # only when asked for: the unseen-task suite takes ~20 min
 
 
+def generalization_problem(batch_size: int) -> Problem:
+    """Returns the generalization check's problem: the 6-layer, 32-channel CNN on all 10
+    MNIST classes, at the outer-training problem's ``batch_size``."""
+    return Problem("conv6", "mnist", batch_size=batch_size, k=10, class_pools="all")
+
+
 def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True,
              parts: tuple[str, ...] = PARTS, cache_dir: str | os.PathLike | None = None) -> str:
     """Returns the results tables of a trained run; writes ``out_dir/eval*/``.
@@ -173,8 +179,7 @@ def evaluate(out_dir: str | os.PathLike, *, seed: int = 0, progress: bool = True
         tables.append(f"## {heading} ({problem.architecture} on {problem.dataset}, test class "
                       f"pool)\n\n{md}\nPlots: {where}/curves.png, differences.png")
     if "generalization" in parts and ev.generalization:
-        gen_problem = Problem("conv6", "mnist", batch_size=config.problem.batch_size, k=10,
-                              class_pools="all")
+        gen_problem = generalization_problem(config.problem.batch_size)
         gen = gen_problem.family()
         steps = ev.generalization_steps or ev.inner_steps
         gen_ev = replace(ev, num_tasks=ev.generalization_tasks,

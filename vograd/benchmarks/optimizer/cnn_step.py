@@ -29,8 +29,7 @@ import jax
 import optax
 
 from vograd.benchmarks.speed import common
-from vograd.recipes import metz2019, suite
-from vograd.recipes.config import Problem
+from vograd.recipes import evaluate_run, metz2019, suite
 from vograd.recipes.evaluation import InnerSchedule, inner_curves
 from vograd.tasks import pretrained
 
@@ -45,9 +44,8 @@ def _cnn3():
 
 
 def _conv6():
-    # as `vograd.recipes.evaluate_run` builds it for the metz2019 presets' generalization check
-    problem = Problem("conv6", "mnist", batch_size=metz2019.PRESETS["small"].problem.batch_size,
-                      k=10, class_pools="all")
+    # the metz2019 presets' generalization check (`vograd eval`)
+    problem = evaluate_run.generalization_problem(metz2019.PRESETS["small"].problem.batch_size)
     return problem.family(), problem.eval_options
 
 
@@ -98,13 +96,14 @@ def run(families: tuple[str, ...] = tuple(FAMILIES), num_steps: int = 50, rounds
         common.round_robin(timed, rounds)
         adam = timed[0]
         num_params = sum(x.size for x in jax.tree.leaves(family.init_params(task, key)))
+        load = common.load_average()
         for t in timed:
             rows.append({
                 "family": fname, "optimizer": t.name, "num_params": int(num_params),
                 "num_steps": num_steps, "step_s": t.wall_s / num_steps,
                 "step_min_s": min(t.wall) / num_steps, "compile_s": t.compile_s,
                 "ratio": t.wall_s / adam.wall_s, "min_ratio": min(t.wall) / min(adam.wall),
-                "load_average": common.load_average(),
+                "load_average": load,
             })
     return rows
 

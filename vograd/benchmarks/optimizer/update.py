@@ -164,12 +164,13 @@ def run(
                 samples[name][kind] += [t / per_call for t in _timed(fn, args, reps)]
     peaks.append(common.matmul_peak()["flop_per_s"])
     peak = max(peaks)
+    load = common.load_average()
     rows = []
     for name, kinds in samples.items():
         row = {"optimizer": name, "num_params": int(num_params), "update_flops": flops[name],
                "flops_per_param": flops[name] / num_params, "peak_flop_per_s": peak,
                "peaks_flop_per_s": peaks, "bound_us": flops[name] / peak * 1e6,
-               "load_average": common.load_average()}
+               "load_average": load}
         for kind, ts in kinds.items():
             row[f"{kind}_us"] = float(np.median(ts) * 1e6)
             row[f"{kind}_min_us"] = float(np.min(ts) * 1e6)
